@@ -1,0 +1,38 @@
+/* CLIP byte-level BPE tokenizer, as transformers' slow CLIPTokenizer without
+ * ftfy (the algorithm is in ../shared/reference/README.md section 1).
+ *
+ * Loaded from a diffusers `tokenizer/` folder: vocab.json, merges.txt,
+ * tokenizer_config.json, special_tokens_map.json. Immutable after loading;
+ * encoding is thread-safe. */
+#ifndef CDF_TOKENIZER_CLIP_TOKENIZER_H
+#define CDF_TOKENIZER_CLIP_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct cdf_tokenizer cdf_tokenizer;
+
+cdf_status cdf_tokenizer_load(cdf_tokenizer **out, const char *dir, cdf_err *err);
+void cdf_tokenizer_free(cdf_tokenizer *t);
+
+/* model_max_length (77 for SD) and the special ids. */
+size_t cdf_tokenizer_max_length(const cdf_tokenizer *t);
+int64_t cdf_tokenizer_bos_id(const cdf_tokenizer *t);
+int64_t cdf_tokenizer_eos_id(const cdf_tokenizer *t);
+int64_t cdf_tokenizer_pad_id(const cdf_tokenizer *t);
+
+/* tokenizer(prompt, padding="max_length", max_length=max_len, truncation=True).input_ids:
+ * ids[max_len] = bos, up to max_len-2 content ids, eos, pad... .
+ * *n_untruncated (may be NULL) = len(tokenizer(prompt).input_ids) incl. bos/eos,
+ * so callers can warn about truncation. Invalid UTF-8 is an error (with the byte offset). */
+cdf_status cdf_tokenizer_encode(const cdf_tokenizer *t, const char *prompt, int64_t *ids, size_t max_len,
+                                size_t *n_untruncated, cdf_err *err);
+
+/* tokenizer.tokenize(prompt): the BPE strings (byte-unicode alphabet, "</w>"
+ * word ends), for tests and debugging. Calls fn once per token. */
+cdf_status cdf_tokenizer_tokenize(const cdf_tokenizer *t, const char *prompt,
+                                  void (*fn)(void *user, const char *token), void *user, cdf_err *err);
+
+#endif
