@@ -1,0 +1,231 @@
+/* oneDNN engine, per-run execution context and the primitive cache. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "kernels/backend_internal.h"
+
+void *cdf_aligned_alloc(size_t bytes, cdf_err *err) {
+    void *p = NULL;
+    size_t n = (bytes + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0) {
+        cdf_errf(err, CDF_ERR_OUT_OF_MEMORY, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    return p;
+}
+
+cdf_status cdf_backend_create(cdf_backend **out, cdf_err *err) {
+    *out = NULL;
+    cdf_backend *be = cdf_calloc(1, sizeof *be, err);
+    if (!be) return CDF_ERR_OUT_OF_MEMORY;
+    if (dnnl_engine_create(&be->engine, dnnl_cpu, 0) != dnnl_success) {
+        free(be);
+        return cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: cannot create a CPU engine");
+    }
+    *out = be;
+    return CDF_OK;
+}
+
+void cdf_backend_free(cdf_backend *be) {
+    if (!be) return;
+    dnnl_engine_destroy(be->engine);
+    free(be);
+}
+
+cdf_status cdf_exec_create(cdf_exec **out, cdf_backend *be, int threads, cdf_err *err) {
+    *out = NULL;
+    cdf_exec *ex = cdf_calloc(1, sizeof *ex, err);
+    if (!ex) return CDF_ERR_OUT_OF_MEMORY;
+    ex->be = be;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    ex->threads = threads > 0 ? threads : (int)(ncpu > 0 ? ncpu : 1);
+    cdf_arena_init(&ex->arena, 0);
+    if (dnnl_stream_create(&ex->stream, be->engine, dnnl_stream_default_flags) != dnnl_success) {
+        free(ex);
+        return cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: cannot create a stream");
+    }
+    *out = ex;
+    return CDF_OK;
+}
+
+void cdf_exec_clear_cache(cdf_exec *ex) {
+    for (size_t i = 0; i < ex->cache_cap; i++) {
+        if (ex->cache[i].prim) dnnl_primitive_destroy(ex->cache[i].prim);
+        if (ex->cache[i].wei_reorder) dnnl_primitive_destroy(ex->cache[i].wei_reorder);
+    }
+    free(ex->cache);
+    ex->cache = NULL;
+    ex->cache_cap = ex->cache_count = 0;
+}
+
+void cdf_exec_free(cdf_exec *ex) {
+    if (!ex) return;
+    cdf_exec_clear_cache(ex);
+    dnnl_stream_destroy(ex->stream);
+    cdf_arena_free(&ex->arena);
+    free(ex);
+}
+
+int cdf_exec_threads(const cdf_exec *ex) { return ex->threads; }
+cdf_arena *cdf_exec_arena(cdf_exec *ex) { return &ex->arena; }
+void cdf_exec_begin(cdf_exec *ex) { omp_set_num_threads(ex->threads); }
+
+static uint64_t key_hash(const cdf_prim_key *k) {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 10; i++) h = (h ^ (uint64_t)k->v[i]) * 0xff51afd7ed558ccdull;
+    return h ^ (h >> 29);
+}
+
+static int key_eq(const cdf_prim_key *x, const cdf_prim_key *y) {
+    return memcmp(x->v, y->v, sizeof x->v) == 0;
+}
+
+static cdf_prim *probe(cdf_prim *tab, size_t cap, const cdf_prim_key *key) {
+    size_t i = key_hash(key) & (cap - 1);
+    while (tab[i].used && !key_eq(&tab[i].key, key)) i = (i + 1) & (cap - 1);
+    return &tab[i];
+}
+
+cdf_prim *cdf_exec_lookup(cdf_exec *ex, const cdf_prim_key *key, cdf_err *err) {
+    if (ex->cache_count * 2 >= ex->cache_cap) {
+        size_t nc = ex->cache_cap ? ex->cache_cap * 2 : 256;
+        cdf_prim *nt = cdf_calloc(nc, sizeof *nt, err);
+        if (!nt) return NULL;
+        for (size_t i = 0; i < ex->cache_cap; i++)
+            if (ex->cache[i].used) *probe(nt, nc, &ex->cache[i].key) = ex->cache[i];
+        free(ex->cache);
+        ex->cache = nt;
+        ex->cache_cap = nc;
+    }
+    cdf_prim *slot = probe(ex->cache, ex->cache_cap, key);
+    if (!slot->used) {
+        memset(slot, 0, sizeof *slot);
+        slot->key = *key;
+        slot->used = 1;
+        ex->cache_count++;
+    }
+    return slot;
+}
+
+cdf_status cdf_exec_run(cdf_exec *ex, dnnl_primitive_t p, const cdf_bind *b, int n, cdf_err *err) {
+    dnnl_exec_arg_t args[6];
+    dnnl_memory_t mem[6] = {0};
+    cdf_status st = CDF_OK;
+    for (int i = 0; i < n; i++) {
+        if (dnnl_memory_create(&mem[i], b[i].md, ex->be->engine, b[i].ptr) != dnnl_success) {
+            st = cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: cannot wrap a buffer");
+            goto out;
+        }
+        args[i].arg = b[i].arg;
+        args[i].memory = mem[i];
+    }
+    if (dnnl_primitive_execute(p, ex->stream, n, args) != dnnl_success ||
+        dnnl_stream_wait(ex->stream) != dnnl_success)
+        st = cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: primitive execution failed");
+out:
+    for (int i = 0; i < n; i++)
+        if (mem[i]) dnnl_memory_destroy(mem[i]);
+    return st;
+}
+
+static dnnl_data_type_t dnnl_dt(cdf_dtype d) {
+    return d == CDF_DTYPE_BF16 ? dnnl_bf16 : d == CDF_DTYPE_F16 ? dnnl_f16 : dnnl_f32;
+}
+
+/* Reorders src (src_md) into dst (dst_md) on the backend's engine. */
+static cdf_status reorder(const cdf_backend *be, const dnnl_memory_desc_t *src_md, const void *src,
+                          const dnnl_memory_desc_t *dst_md, void *dst, cdf_err *err) {
+    dnnl_primitive_desc_t pd;
+    CDF_DNNL(dnnl_reorder_primitive_desc_create(&pd, src_md, be->engine, dst_md, be->engine, NULL), err,
+             "reorder descriptor");
+    dnnl_primitive_t p;
+    dnnl_status_t s = dnnl_primitive_create(&p, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (s != dnnl_success) return cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: reorder creation failed");
+    dnnl_stream_t stream;
+    if (dnnl_stream_create(&stream, be->engine, dnnl_stream_default_flags) != dnnl_success) {
+        dnnl_primitive_destroy(p);
+        return cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: cannot create a stream");
+    }
+    dnnl_memory_t ms, md;
+    cdf_status st = CDF_OK;
+    if (dnnl_memory_create(&ms, src_md, be->engine, (void *)src) != dnnl_success) {
+        st = cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: cannot wrap a buffer");
+    } else {
+        if (dnnl_memory_create(&md, dst_md, be->engine, dst) != dnnl_success) {
+            st = cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: cannot wrap a buffer");
+        } else {
+            dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+            if (dnnl_primitive_execute(p, stream, 2, args) != dnnl_success || dnnl_stream_wait(stream) != dnnl_success)
+                st = cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: reorder failed");
+            dnnl_memory_destroy(md);
+        }
+        dnnl_memory_destroy(ms);
+    }
+    dnnl_stream_destroy(stream);
+    dnnl_primitive_destroy(p);
+    return st;
+}
+
+cdf_status cdf_packed_create(struct cdf_packed **out, const cdf_backend *be, const float *src,
+                             const dnnl_memory_desc_t *plain_f32, const dnnl_memory_desc_t *want_f32,
+                             cdf_dtype storage, cdf_compute compute, cdf_err *err) {
+    *out = NULL;
+    struct cdf_packed *p = cdf_calloc(1, sizeof *p, err);
+    if (!p) return CDF_ERR_OUT_OF_MEMORY;
+    p->compute = compute;
+    p->storage = compute == CDF_COMPUTE_BF16 ? CDF_DTYPE_BF16 : storage;
+    p->md_f32 = *want_f32;
+    p->md = *want_f32;
+    p->md.data_type = dnnl_dt(p->storage);
+    p->bytes = dnnl_memory_desc_get_size(&p->md);
+    p->data = cdf_aligned_alloc(p->bytes, err);
+    if (!p->data) { free(p); return CDF_ERR_OUT_OF_MEMORY; }
+    cdf_status st = reorder(be, plain_f32, src, &p->md, p->data, err);
+    if (st) { cdf_packed_free(p); return st; }
+    *out = p;
+    return CDF_OK;
+}
+
+void cdf_packed_free(struct cdf_packed *p) {
+    if (!p) return;
+    free(p->data);
+    free(p);
+}
+
+cdf_status cdf_packed_use(cdf_exec *ex, const struct cdf_packed *p, void **data, const dnnl_memory_desc_t **md,
+                          cdf_err *err) {
+    if (p->compute == CDF_COMPUTE_BF16 || p->storage == CDF_DTYPE_F32) {
+        *data = p->data;
+        *md = &p->md;
+        return CDF_OK;
+    }
+    /* Half-precision storage, float32 arithmetic: widen into scratch. The
+     * layouts are identical, so this is a flat element-wise conversion. */
+    size_t n = p->bytes / 2;
+    float *w = cdf_arena_f32(&ex->arena, n, err);
+    if (!w) return CDF_ERR_OUT_OF_MEMORY;
+    const uint16_t *h = p->data;
+    if (p->storage == CDF_DTYPE_F16) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) w[i] = cdf_f16_to_f32(h[i]);
+    } else {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) w[i] = cdf_bf16_to_f32(h[i]);
+    }
+    *data = w;
+    *md = &p->md_f32;
+    return CDF_OK;
+}
+
+uint16_t *cdf_to_bf16_scratch(cdf_exec *ex, const float *x, int64_t M, int64_t K, size_t ld, cdf_err *err) {
+    uint16_t *y = cdf_arena_alloc(&ex->arena, (size_t)M * (size_t)K * 2, err);
+    if (!y) return NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < K; j++) y[i * K + j] = cdf_f32_to_bf16(x[(size_t)i * ld + (size_t)j]);
+    return y;
+}

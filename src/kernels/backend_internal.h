@@ -1,0 +1,83 @@
+/* Internals shared by the oneDNN-backed kernels (not for model code). */
+#ifndef CDF_KERNELS_BACKEND_INTERNAL_H
+#define CDF_KERNELS_BACKEND_INTERNAL_H
+
+#include <dnnl.h>
+
+#include "kernels/kernels.h"
+
+struct cdf_backend {
+    dnnl_engine_t engine;
+};
+
+/* Weights in a layout chosen by oneDNN for the layer, in the storage dtype. */
+struct cdf_packed {
+    dnnl_memory_desc_t md;      /* layout and dtype of `data` */
+    dnnl_memory_desc_t md_f32;  /* same layout as float32 (storage f16 + compute f32) */
+    void *data;                 /* owned, 64-byte aligned */
+    size_t bytes;
+    cdf_compute compute;
+    cdf_dtype storage;
+};
+
+/* A cached primitive, keyed by everything it depends on (kind, shapes,
+ * strides, dtypes) but never by a layer's address: layers of equal shape
+ * share one primitive, and a freed layer cannot leave a stale entry. */
+typedef struct cdf_prim_key {
+    int64_t v[10];
+} cdf_prim_key;
+
+typedef struct cdf_prim {
+    cdf_prim_key key;
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t src_md, wei_md, bias_md, dst_md;
+    dnnl_primitive_t wei_reorder; /* packed -> wei_md when the layout differs (rare) */
+    size_t wei_bytes;             /* size of wei_md when wei_reorder is set */
+    int used;
+} cdf_prim;
+
+struct cdf_exec {
+    cdf_backend *be;
+    dnnl_stream_t stream;
+    int threads;
+    cdf_arena arena;
+    cdf_prim *cache;
+    size_t cache_cap, cache_count;
+};
+
+#define CDF_DNNL(call, err, what)                                                                        \
+    do {                                                                                                 \
+        dnnl_status_t s_ = (call);                                                                       \
+        if (s_ != dnnl_success)                                                                          \
+            return cdf_errf(err, s_ == dnnl_out_of_memory ? CDF_ERR_OUT_OF_MEMORY : CDF_ERR_INTERNAL,   \
+                            "oneDNN: %s failed (status %d)", what, (int)s_);                            \
+    } while (0)
+
+/* Looks up key; returns the slot (prim == NULL when new). */
+cdf_prim *cdf_exec_lookup(cdf_exec *ex, const cdf_prim_key *key, cdf_err *err);
+
+/* Packs plain float32 weights (dims/tag in `plain`) into the layout `want`,
+ * stored as `storage`. */
+cdf_status cdf_packed_create(struct cdf_packed **out, const cdf_backend *be, const float *src,
+                             const dnnl_memory_desc_t *plain_f32, const dnnl_memory_desc_t *want_f32,
+                             cdf_dtype storage, cdf_compute compute, cdf_err *err);
+void cdf_packed_free(struct cdf_packed *p);
+/* The weights as the compute dtype wants them: the packed buffer itself, or
+ * (f16 storage, f32 compute) a widened copy in the arena. */
+cdf_status cdf_packed_use(cdf_exec *ex, const struct cdf_packed *p, void **data, const dnnl_memory_desc_t **md,
+                          cdf_err *err);
+
+/* Runs a primitive with up to 5 (arg, md, ptr) bindings. */
+typedef struct cdf_bind {
+    int arg;
+    const dnnl_memory_desc_t *md;
+    void *ptr;
+} cdf_bind;
+cdf_status cdf_exec_run(cdf_exec *ex, dnnl_primitive_t p, const cdf_bind *b, int n, cdf_err *err);
+
+/* float32 -> bf16 copy of x[M, K] (row stride ld) into dense scratch. */
+uint16_t *cdf_to_bf16_scratch(cdf_exec *ex, const float *x, int64_t M, int64_t K, size_t ld, cdf_err *err);
+
+void *cdf_aligned_alloc(size_t bytes, cdf_err *err);
+
+#endif

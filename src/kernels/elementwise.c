@@ -1,0 +1,110 @@
+/* Element-wise activations, residual adds, resampling and layout changes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "kernels/simd_math.h"
+
+void cdf_silu(cdf_exec *ex, float *y, const float *x, size_t n) {
+    (void)ex;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + cdf_expf(-x[i]));
+}
+
+void cdf_gelu_erf(cdf_exec *ex, float *y, const float *x, size_t n) {
+    (void)ex;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + cdf_erff(x[i] * 0.70710678118654752f));
+}
+
+void cdf_quick_gelu(cdf_exec *ex, float *y, const float *x, size_t n) {
+    (void)ex;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * cdf_sigmoidf(1.702f * x[i]);
+}
+
+void cdf_geglu(cdf_exec *ex, float *y, const float *h, int64_t M, int64_t F) {
+    (void)ex;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++) {
+        const float *a = h + i * 2 * F, *g = a + F;
+        float *o = y + i * F;
+        for (int64_t j = 0; j < F; j++) o[j] = a[j] * (0.5f * g[j] * (1.0f + cdf_erff(g[j] * 0.70710678118654752f)));
+    }
+}
+
+void cdf_add_scaled(cdf_exec *ex, float *y, const float *a, const float *b, size_t n, float scale) {
+    (void)ex;
+    if (scale == 1.0f) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    } else {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) y[i] = (a[i] + b[i]) / scale;
+    }
+}
+
+void cdf_add_channel_bias(cdf_exec *ex, float *y, const float *v, int64_t B, int64_t HW, int64_t C) {
+    (void)ex;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t r = 0; r < HW; r++) {
+            float *yr = y + (b * HW + r) * C;
+            const float *vb = v + b * C;
+            for (int64_t c = 0; c < C; c++) yr[c] += vb[c];
+        }
+}
+
+void cdf_upsample_nearest(cdf_exec *ex, float *y, const float *x, int64_t B, int64_t H, int64_t W, int64_t C,
+                          int64_t Ho, int64_t Wo) {
+    (void)ex;
+    /* PyTorch (upsample_nearest2d, no scale given): scale = in / out as
+     * float, src = min((int)(dst * scale), in - 1). */
+    const float sh = (float)H / (float)Ho, sw = (float)W / (float)Wo;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t oy = 0; oy < Ho; oy++) {
+            int64_t iy = (int64_t)((float)oy * sh);
+            if (iy > H - 1) iy = H - 1;
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                int64_t ix = (int64_t)((float)ox * sw);
+                if (ix > W - 1) ix = W - 1;
+                memcpy(y + ((b * Ho + oy) * Wo + ox) * C, x + ((b * H + iy) * W + ix) * C, (size_t)C * sizeof(float));
+            }
+        }
+}
+
+void cdf_concat_channels(cdf_exec *ex, float *y, const float *a, int64_t Ca, const float *b, int64_t Cb,
+                         int64_t rows) {
+    (void)ex;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(y + r * (Ca + Cb), a + r * Ca, (size_t)Ca * sizeof(float));
+        memcpy(y + r * (Ca + Cb) + Ca, b + r * Cb, (size_t)Cb * sizeof(float));
+    }
+}
+
+void cdf_nchw_to_nhwc(float *y, const float *x, int64_t B, int64_t C, int64_t H, int64_t W) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t p = 0; p < H * W; p++) y[(b * H * W + p) * C + c] = x[(b * C + c) * H * W + p];
+}
+
+void cdf_nhwc_to_nchw(float *y, const float *x, int64_t B, int64_t C, int64_t H, int64_t W) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t p = 0; p < H * W; p++) y[(b * C + c) * H * W + p] = x[(b * H * W + p) * C + c];
+}
+
+cdf_status cdf_load_f32(const cdf_st_file *f, const char *name, int ndim, const int64_t *shape, float **out,
+                        cdf_err *err) {
+    *out = NULL;
+    const cdf_st_tensor *t;
+    cdf_status st = cdf_st_expect(f, name, ndim, shape, &t, err);
+    if (st) return st;
+    float *p = cdf_malloc(t->numel ? t->numel : 1, sizeof(float), err);
+    if (!p) return CDF_ERR_OUT_OF_MEMORY;
+    cdf_st_read_f32(t, p);
+    *out = p;
+    return CDF_OK;
+}
