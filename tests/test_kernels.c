@@ -194,6 +194,25 @@ static void test_norms(void **state) {
     free(x); free(g); free(b); free(y); free(r);
 }
 
+static void test_geglu_in_place(void **state) {
+    (void)state;
+    const int64_t M = 300, F = 40;
+    float *h = rnd((size_t)(M * 2 * F), 3.0f), *r = malloc((size_t)(M * F) * sizeof(float));
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < F; j++) {
+            double g = h[i * 2 * F + F + j];
+            r[i * F + j] = (float)(h[i * 2 * F + j] * 0.5 * g * (1.0 + erf(g / sqrt(2.0))));
+        }
+    cdf_exec *ex = new_exec(2);
+    cdf_geglu(ex, h, (size_t)(2 * F), h, M, F);
+    float *y = malloc((size_t)(M * F) * sizeof(float));
+    for (int64_t i = 0; i < M; i++) memcpy(y + i * F, h + i * 2 * F, (size_t)F * sizeof(float));
+    /* the erf approximation (|error| < 1.5e-7, as PyTorch's) is the only difference */
+    TU_ASSERT_CLOSE("geglu in place, 2 threads", y, r, (size_t)(M * F), 1e-6, 1e-12);
+    cdf_exec_free(ex);
+    free(h); free(r); free(y);
+}
+
 static void test_thread_count_invariance(void **state) {
     (void)state;
     const int64_t B = 2, N = 256, C = 320;
@@ -248,6 +267,7 @@ int main(void) {
         cmocka_unit_test(test_conv),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_norms),
+        cmocka_unit_test(test_geglu_in_place),
         cmocka_unit_test(test_thread_count_invariance),
         cmocka_unit_test(test_checker_fails_on_perturbation),
     };

@@ -23,12 +23,12 @@ void cdf_quick_gelu(cdf_exec *ex, float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] * cdf_sigmoidf(1.702f * x[i]);
 }
 
-void cdf_geglu(cdf_exec *ex, float *y, const float *h, int64_t M, int64_t F) {
+void cdf_geglu(cdf_exec *ex, float *y, size_t ldy, const float *h, int64_t M, int64_t F) {
     (void)ex;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; i++) {
         const float *a = h + i * 2 * F, *g = a + F;
-        float *o = y + i * F;
+        float *o = y + (size_t)i * ldy;
         for (int64_t j = 0; j < F; j++) o[j] = a[j] * (0.5f * g[j] * (1.0f + cdf_erff(g[j] * 0.70710678118654752f)));
     }
 }

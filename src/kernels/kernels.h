@@ -126,8 +126,9 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *s, float *out, cons
 void cdf_silu(cdf_exec *ex, float *y, const float *x, size_t n);
 void cdf_gelu_erf(cdf_exec *ex, float *y, const float *x, size_t n);
 void cdf_quick_gelu(cdf_exec *ex, float *y, const float *x, size_t n);
-/* GEGLU: h[M, 2F] -> y[M, F] = h[:, :F] * gelu(h[:, F:]) */
-void cdf_geglu(cdf_exec *ex, float *y, const float *h, int64_t M, int64_t F);
+/* GEGLU: h[M, 2F] -> y[M, F] (row stride ldy) = h[:, :F] * gelu(h[:, F:]).
+ * y == h with ldy == 2F is allowed (each row overwrites its own first half). */
+void cdf_geglu(cdf_exec *ex, float *y, size_t ldy, const float *h, int64_t M, int64_t F);
 /* y = (a + b) * scale */
 void cdf_add_scaled(cdf_exec *ex, float *y, const float *a, const float *b, size_t n, float scale);
 /* y[b, hw, c] += v[b, c] (per-sample channel bias, e.g. the time embedding) */

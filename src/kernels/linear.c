@@ -46,8 +46,11 @@ cdf_status cdf_linear_load(cdf_linear *l, const cdf_backend *be, const cdf_weigh
         char name[512];
         const cdf_st_tensor *t;
         snprintf(name, sizeof name, "%s.weight", prefixes[i]);
-        const int64_t ws[2] = {out_each, in};
-        if ((st = cdf_st_expect(f, name, 2, ws, &t, err))) goto fail;
+        /* [out, in], or [out, in, 1, 1] as 1x1-conv checkpoints store it */
+        const int64_t ws[4] = {out_each, in, 1, 1};
+        t = cdf_st_find(f, name);
+        if (!(t && t->ndim == 4) && (st = cdf_st_expect(f, name, 2, ws, &t, err))) goto fail;
+        if (t->ndim == 4 && (st = cdf_st_expect(f, name, 4, ws, &t, err))) goto fail;
         cdf_st_read_f32(t, w + (size_t)i * (size_t)out_each * (size_t)K);
         if (has_bias) {
             snprintf(name, sizeof name, "%s.bias", prefixes[i]);
