@@ -1,0 +1,40 @@
+/* AutoencoderKL (diffusers 0.26.3), built from vae/config.json: the decoder
+ * (latents -> image) and the encoder (image -> diagonal Gaussian).
+ * Works for a pipeline's vae/ folder and for a stand-alone VAE folder such
+ * as stabilityai/sd-vae-ft-mse (config.json + diffusion_pytorch_model.safetensors). */
+#ifndef CDF_MODELS_VAE_H
+#define CDF_MODELS_VAE_H
+
+#include "kernels/kernels.h"
+
+#define CDF_VAE_MAX_BLOCKS 8
+
+typedef struct cdf_vae_config {
+    int64_t in_channels, out_channels, latent_channels, sample_size;
+    int nblocks;
+    int64_t block_out[CDF_VAE_MAX_BLOCKS];
+    int64_t layers_per_block;
+    int norm_num_groups;
+    double scaling_factor;
+    int use_quant_conv, use_post_quant_conv, mid_attention;
+} cdf_vae_config;
+
+typedef struct cdf_vae cdf_vae;
+
+cdf_status cdf_vae_load(cdf_vae **out, const cdf_backend *be, const char *dir, const char *variant,
+                        const cdf_weight_opts *o, cdf_err *err);
+void cdf_vae_free(cdf_vae *v);
+const cdf_vae_config *cdf_vae_get_config(const cdf_vae *v);
+/* Spatial factor between image and latents: 2^(len(block_out_channels)-1). */
+int64_t cdf_vae_scale_factor(const cdf_vae *v);
+
+/* image[B, out_channels, h*f, w*f] = decode(latents[B, latent, h, w] / scaling_factor) */
+cdf_status cdf_vae_decode(cdf_exec *ex, const cdf_vae *v, float *image, const float *latents, int64_t B, int64_t h,
+                          int64_t w, cdf_err *err);
+
+/* Encoder: image[B, in_channels, H, W] in [-1, 1] -> mean, std, logvar
+ * [B, latent, H/f, W/f] (logvar clamped to [-30, 20]); any output may be NULL. */
+cdf_status cdf_vae_encode(cdf_exec *ex, const cdf_vae *v, float *mean, float *std, float *logvar, const float *image,
+                          int64_t B, int64_t H, int64_t W, cdf_err *err);
+
+#endif
