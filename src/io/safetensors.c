@@ -21,6 +21,12 @@ struct cdf_st_file {
     cdf_st_tensor *tensors;
     char *names;         /* one block with all names */
     size_t count;
+    /* synthetic source: the last fabricated tensor */
+    int synthetic;
+    uint64_t seed;
+    cdf_st_tensor fake;
+    char *fake_name;
+    float *fake_data;
 };
 
 static int cmp_name(const void *a, const void *b) {
@@ -227,8 +233,62 @@ cdf_status cdf_st_open(cdf_st_file **out, const char *path, cdf_err *err) {
     return CDF_OK;
 }
 
+cdf_status cdf_st_synthetic(cdf_st_file **out, uint64_t seed, cdf_err *err) {
+    *out = new_file("<synthetic weights>", err);
+    if (!*out) return CDF_ERR_OUT_OF_MEMORY;
+    (*out)->synthetic = 1;
+    (*out)->seed = seed;
+    return CDF_OK;
+}
+
+static uint64_t hash_name(const char *s, uint64_t seed) {
+    uint64_t h = 1469598103934665603ull ^ seed;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h | 1;
+}
+
+static cdf_status fabricate(cdf_st_file *f, const char *name, int ndim, const int64_t *shape,
+                            const cdf_st_tensor **out, cdf_err *err) {
+    free(f->fake_data);
+    free(f->fake_name);
+    f->fake_data = NULL;
+    f->fake_name = strdup(name);
+    size_t numel = 1, fan_in = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return cdf_errf(err, CDF_ERR_INTERNAL, "synthetic tensor '%s' has an open dimension", name);
+        numel *= (size_t)shape[i];
+        if (i > 0) fan_in *= (size_t)shape[i];
+    }
+    if (!f->fake_name || !(f->fake_data = cdf_malloc(numel ? numel : 1, sizeof(float), err)))
+        return cdf_errf(err, CDF_ERR_OUT_OF_MEMORY, "out of memory fabricating '%s'", name);
+    const size_t nl = strlen(name);
+    const int is_bias = nl >= 5 && strcmp(name + nl - 5, ".bias") == 0;
+    const int is_norm = ndim == 1 && !is_bias;
+    const float a = is_bias ? 0.02f : is_norm ? 0.05f : sqrtf(3.0f / (float)fan_in);
+    const float c = is_norm ? 1.0f : 0.0f;
+    uint64_t x = hash_name(name, f->seed);
+    for (size_t i = 0; i < numel; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        f->fake_data[i] = c + a * ((float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f);
+    }
+    memset(&f->fake, 0, sizeof f->fake);
+    f->fake.name = f->fake_name;
+    f->fake.dtype = CDF_DTYPE_F32;
+    f->fake.ndim = ndim;
+    for (int i = 0; i < ndim; i++) f->fake.shape[i] = shape[i];
+    f->fake.numel = numel;
+    f->fake.nbytes = numel * sizeof(float);
+    f->fake.data = f->fake_data;
+    *out = &f->fake;
+    return CDF_OK;
+}
+
 void cdf_st_close(cdf_st_file *f) {
     if (!f) return;
+    free(f->fake_data);
+    free(f->fake_name);
     if (f->mapped) munmap((void *)f->base, f->size);
     free(f->tensors);
     free(f->names);
@@ -241,6 +301,7 @@ size_t cdf_st_count(const cdf_st_file *f) { return f->count; }
 const cdf_st_tensor *cdf_st_at(const cdf_st_file *f, size_t i) { return i < f->count ? &f->tensors[i] : NULL; }
 
 const cdf_st_tensor *cdf_st_find(const cdf_st_file *f, const char *name) {
+    if (f->count == 0) return NULL;
     cdf_st_tensor key = {.name = name};
     return bsearch(&key, f->tensors, f->count, sizeof key, cmp_name);
 }
@@ -254,6 +315,7 @@ static void fmt_shape(char *buf, size_t cap, int nd, const int64_t *s) {
 
 cdf_status cdf_st_expect(const cdf_st_file *f, const char *name, int ndim, const int64_t *shape,
                          const cdf_st_tensor **out, cdf_err *err) {
+    if (f->synthetic) return fabricate((cdf_st_file *)f, name, ndim, shape, out, err);
     const cdf_st_tensor *t = cdf_st_find(f, name);
     if (!t) return cdf_errf(err, CDF_ERR_FORMAT, "%s: missing tensor '%s'", f->path, name);
     int ok = t->ndim == ndim;

@@ -44,6 +44,15 @@ cdf_status cdf_st_open(cdf_st_file **out, const char *path, cdf_err *err);
 cdf_status cdf_st_parse(cdf_st_file **out, const uint8_t *buf, size_t len,
                         const char *label, cdf_err *err);
 
+/* A weights source with no stored tensors that fabricates every tensor a
+ * loader asks for through cdf_st_expect: uniform random values of the
+ * expected shape (weights with variance 1/fan_in, norm weights ~1, biases
+ * ~0), deterministic in the tensor name and the seed; cdf_st_find finds
+ * nothing. A fabricated tensor stays valid until the next cdf_st_expect.
+ * Benchmarks build full-size models from real config files with it (speed
+ * does not depend on the weights' values). */
+cdf_status cdf_st_synthetic(cdf_st_file **out, uint64_t seed, cdf_err *err);
+
 void cdf_st_close(cdf_st_file *f);
 
 const char *cdf_st_path(const cdf_st_file *f);

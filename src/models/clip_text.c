@@ -22,10 +22,9 @@ struct cdf_clip_text {
 
 const cdf_clip_config *cdf_clip_text_config(const cdf_clip_text *m) { return &m->cfg; }
 
-static cdf_status read_config(cdf_clip_config *c, const char *dir, cdf_err *err) {
-    cdf_json j;
-    cdf_status st = cdf_component_config(&j, dir, err);
-    if (st) return st;
+static cdf_status read_config(cdf_clip_config *c, const cdf_json *jp, cdf_err *err) {
+    const cdf_json j = *jp;
+    cdf_status st;
     const char *act = NULL;
     double eps;
     if ((st = cdf_json_req_int(&j, "hidden_size", &c->hidden, err)) ||
@@ -55,18 +54,29 @@ static cdf_status read_config(cdf_clip_config *c, const char *dir, cdf_err *err)
                       j.label, (long long)c->hidden, (long long)c->heads);
     }
 out:
-    cdf_json_free(&j);
     return st;
 }
 
 cdf_status cdf_clip_text_load(cdf_clip_text **out, const cdf_backend *be, const char *dir, const char *variant,
                               const cdf_weight_opts *o, cdf_err *err) {
     *out = NULL;
+    cdf_json j;
+    cdf_st_file *f = NULL;
+    cdf_status st = cdf_component_config(&j, dir, err);
+    if (st) return st;
+    if (!(st = cdf_component_open_weights(&f, dir, "model", variant, err))) st = cdf_clip_text_create(out, be, &j, f, o, err);
+    cdf_st_close(f);
+    cdf_json_free(&j);
+    return st;
+}
+
+cdf_status cdf_clip_text_create(cdf_clip_text **out, const cdf_backend *be, const cdf_json *config,
+                                const cdf_st_file *f, const cdf_weight_opts *o, cdf_err *err) {
+    *out = NULL;
     cdf_clip_text *m = cdf_calloc(1, sizeof *m, err);
     if (!m) return CDF_ERR_OUT_OF_MEMORY;
-    cdf_st_file *f = NULL;
-    cdf_status st = read_config(&m->cfg, dir, err);
-    if (st || (st = cdf_component_open_weights(&f, dir, "model", variant, err))) goto fail;
+    cdf_status st = read_config(&m->cfg, config, err);
+    if (st) goto fail;
     const cdf_clip_config *c = &m->cfg;
     const int64_t D = c->hidden;
     const int64_t te[2] = {c->vocab, D}, pe[2] = {c->max_positions, D};
@@ -94,11 +104,9 @@ cdf_status cdf_clip_text_load(cdf_clip_text **out, const cdf_backend *be, const 
             (st = cdf_linear_load(&l->fc2, be, o, f, fp2, 1, c->intermediate, D, 1, err)))
             goto fail;
     }
-    cdf_st_close(f);
     *out = m;
     return CDF_OK;
 fail:
-    cdf_st_close(f);
     cdf_clip_text_free(m);
     return st;
 }

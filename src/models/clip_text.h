@@ -8,6 +8,7 @@
 #ifndef CDF_MODELS_CLIP_TEXT_H
 #define CDF_MODELS_CLIP_TEXT_H
 
+#include "io/json.h"
 #include "kernels/kernels.h"
 
 typedef struct cdf_clip_config {
@@ -22,6 +23,9 @@ typedef struct cdf_clip_text cdf_clip_text;
 /* dir is the component folder (config.json + model[.variant].safetensors). */
 cdf_status cdf_clip_text_load(cdf_clip_text **out, const cdf_backend *be, const char *dir, const char *variant,
                               const cdf_weight_opts *o, cdf_err *err);
+/* The same from a parsed config.json and an open weights source. */
+cdf_status cdf_clip_text_create(cdf_clip_text **out, const cdf_backend *be, const cdf_json *config,
+                                const cdf_st_file *weights, const cdf_weight_opts *o, cdf_err *err);
 void cdf_clip_text_free(cdf_clip_text *m);
 const cdf_clip_config *cdf_clip_text_config(const cdf_clip_text *m);
 

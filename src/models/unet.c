@@ -104,29 +104,36 @@ static cdf_status load_modules(cdf_unet *u, const cdf_loader *ld, cdf_err *err) 
     return CDF_OK;
 }
 
-cdf_status cdf_unet_load(cdf_unet **out, const cdf_backend *be, const char *dir, const char *variant,
-                         const cdf_weight_opts *o, cdf_err *err) {
+cdf_status cdf_unet_create(cdf_unet **out, const cdf_backend *be, const cdf_json *config, const cdf_st_file *f,
+                           const cdf_weight_opts *o, cdf_err *err) {
     *out = NULL;
     cdf_unet *u = cdf_calloc(1, sizeof *u, err);
     if (!u) return CDF_ERR_OUT_OF_MEMORY;
-    cdf_json j;
-    cdf_st_file *f = NULL;
-    cdf_status st = cdf_component_config(&j, dir, err);
-    if (st) { free(u); return st; }
-    st = cdf_unet_read_config(&u->cfg, &j, err);
-    cdf_json_free(&j);
-    if (!st) st = cdf_component_open_weights(&f, dir, "diffusion_pytorch_model", variant, err);
+    cdf_status st = cdf_unet_read_config(&u->cfg, config, err);
     if (!st) {
         cdf_loader ld = {be, o, f};
         st = load_modules(u, &ld, err);
     }
-    cdf_st_close(f);
     if (st) {
         cdf_unet_free(u);
         return st;
     }
     *out = u;
     return CDF_OK;
+}
+
+cdf_status cdf_unet_load(cdf_unet **out, const cdf_backend *be, const char *dir, const char *variant,
+                         const cdf_weight_opts *o, cdf_err *err) {
+    *out = NULL;
+    cdf_json j;
+    cdf_st_file *f = NULL;
+    cdf_status st = cdf_component_config(&j, dir, err);
+    if (st) return st;
+    if (!(st = cdf_component_open_weights(&f, dir, "diffusion_pytorch_model", variant, err)))
+        st = cdf_unet_create(out, be, &j, f, o, err);
+    cdf_st_close(f);
+    cdf_json_free(&j);
+    return st;
 }
 
 void cdf_unet_free(cdf_unet *u) {

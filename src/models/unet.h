@@ -8,6 +8,7 @@
 #ifndef CDF_MODELS_UNET_H
 #define CDF_MODELS_UNET_H
 
+#include "io/json.h"
 #include "kernels/kernels.h"
 
 #define CDF_UNET_MAX_BLOCKS 8
@@ -37,6 +38,9 @@ typedef struct cdf_unet cdf_unet;
 
 cdf_status cdf_unet_load(cdf_unet **out, const cdf_backend *be, const char *dir, const char *variant,
                          const cdf_weight_opts *o, cdf_err *err);
+/* The same from a parsed config.json and an open weights source. */
+cdf_status cdf_unet_create(cdf_unet **out, const cdf_backend *be, const cdf_json *config, const cdf_st_file *weights,
+                           const cdf_weight_opts *o, cdf_err *err);
 void cdf_unet_free(cdf_unet *u);
 const cdf_unet_config *cdf_unet_get_config(const cdf_unet *u);
 

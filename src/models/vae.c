@@ -168,26 +168,33 @@ static cdf_status load_modules(cdf_vae *v, const cdf_loader *ld, cdf_err *err) {
     return CDF_OK;
 }
 
-cdf_status cdf_vae_load(cdf_vae **out, const cdf_backend *be, const char *dir, const char *variant,
-                        const cdf_weight_opts *o, cdf_err *err) {
+cdf_status cdf_vae_create(cdf_vae **out, const cdf_backend *be, const cdf_json *config, const cdf_st_file *f,
+                          const cdf_weight_opts *o, cdf_err *err) {
     *out = NULL;
     cdf_vae *v = cdf_calloc(1, sizeof *v, err);
     if (!v) return CDF_ERR_OUT_OF_MEMORY;
-    cdf_json j;
-    cdf_st_file *f = NULL;
-    cdf_status st = cdf_component_config(&j, dir, err);
-    if (st) { free(v); return st; }
-    st = read_config(&v->cfg, &j, err);
-    cdf_json_free(&j);
-    if (!st) st = cdf_component_open_weights(&f, dir, "diffusion_pytorch_model", variant, err);
+    cdf_status st = read_config(&v->cfg, config, err);
     if (!st) {
         cdf_loader ld = {be, o, f};
         st = load_modules(v, &ld, err);
     }
-    cdf_st_close(f);
     if (st) { cdf_vae_free(v); return st; }
     *out = v;
     return CDF_OK;
+}
+
+cdf_status cdf_vae_load(cdf_vae **out, const cdf_backend *be, const char *dir, const char *variant,
+                        const cdf_weight_opts *o, cdf_err *err) {
+    *out = NULL;
+    cdf_json j;
+    cdf_st_file *f = NULL;
+    cdf_status st = cdf_component_config(&j, dir, err);
+    if (st) return st;
+    if (!(st = cdf_component_open_weights(&f, dir, "diffusion_pytorch_model", variant, err)))
+        st = cdf_vae_create(out, be, &j, f, o, err);
+    cdf_st_close(f);
+    cdf_json_free(&j);
+    return st;
 }
 
 static void free_block(vae_block *b) {

@@ -5,6 +5,7 @@
 #ifndef CDF_MODELS_VAE_H
 #define CDF_MODELS_VAE_H
 
+#include "io/json.h"
 #include "kernels/kernels.h"
 
 #define CDF_VAE_MAX_BLOCKS 8
@@ -23,6 +24,9 @@ typedef struct cdf_vae cdf_vae;
 
 cdf_status cdf_vae_load(cdf_vae **out, const cdf_backend *be, const char *dir, const char *variant,
                         const cdf_weight_opts *o, cdf_err *err);
+/* The same from a parsed config.json and an open weights source. */
+cdf_status cdf_vae_create(cdf_vae **out, const cdf_backend *be, const cdf_json *config, const cdf_st_file *weights,
+                          const cdf_weight_opts *o, cdf_err *err);
 void cdf_vae_free(cdf_vae *v);
 const cdf_vae_config *cdf_vae_get_config(const cdf_vae *v);
 /* Spatial factor between image and latents: 2^(len(block_out_channels)-1). */
