@@ -467,6 +467,56 @@ static void test_bad_files(void **state) {
     cdf_tokenizer_free(t);
 }
 
+/* tokenizer_config.json as transformers >= 4.34 writes it (added_tokens_decoder),
+ * an added token outside the vocabulary (next free id) and single_word. */
+static void test_added_tokens_decoder(void **state) {
+    (void)state;
+    char path[700];
+    const char *dir = make_folder("added-decoder", "tokenizer_config.json");
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    write_file(path, "{\"added_tokens_decoder\": {\"49406\": {\"content\": \"<|startoftext|>\", \"lstrip\": false,"
+                     " \"normalized\": true, \"rstrip\": false, \"single_word\": false, \"special\": true},"
+                     " \"49407\": {\"content\": \"<|endoftext|>\", \"special\": true}},"
+                     " \"model_max_length\": 77, \"tokenizer_class\": \"CLIPTokenizer\"}");
+    snprintf(path, sizeof path, "%s/special_tokens_map.json", dir);
+    write_file(path, "{\"pad_token\": \"!\", \"additional_special_tokens\": [\"<lora>\","
+                     " {\"content\": \"dog\", \"single_word\": true}]}");
+    cdf_tokenizer *t = NULL;
+    cdf_err err = {0};
+    if (cdf_tokenizer_load(&t, dir, &err) != CDF_OK) fail_msg("%s", err.msg);
+    assert_int_equal(cdf_tokenizer_pad_id(t), 0);
+    /* "<lora>" is no vocab key: it gets len(vocab) = 49408; "dog" keeps 4326. */
+    int64_t ids[MAXLEN];
+    size_t nu;
+    encode_ok(t, "a <lora> cat! dog", ids, &nu);
+    const int64_t want[] = {49406, 320, 49408, 2368, 0, 4326, 49407, 0};
+    assert_int_equal(nu, 7);
+    assert_true(ids_equal("added tokens", ids, want, 8));
+    /* single_word: "dog" glued to a word goes back into it and is BPE'd with it. */
+    strlist toks = {0};
+    assert_int_equal(cdf_tokenizer_tokenize(t, "hotdog dog", collect, &toks, &err), CDF_OK);
+    assert_int_equal(toks.n, 2);
+    assert_string_equal(toks.v[0], "hotdog</w>");
+    assert_string_equal(toks.v[1], "dog");
+    strlist_free(&toks);
+    cdf_tokenizer_free(t);
+}
+
+/* Another max_len truncates to max_len - 2 content ids, like max_length=10. */
+static void test_other_max_len(void **state) {
+    (void)state;
+    cdf_tokenizer *t = load_ref("tokenizer/clip-vit-large-patch14");
+    const char *p = "a very long prompt about a lighthouse on a cliff at sunset with many words";
+    int64_t ids[10];
+    size_t nu;
+    cdf_err err = {0};
+    assert_int_equal(cdf_tokenizer_encode(t, p, ids, 10, &nu, &err), CDF_OK);
+    const int64_t want[] = {49406, 320, 1070, 1538, 20198, 781, 320, 13717, 525, 49407};
+    assert_true(ids_equal("max_len 10", ids, want, 10));
+    assert_int_equal(nu, 17);
+    cdf_tokenizer_free(t);
+}
+
 static void expect_prompt_error(const cdf_tokenizer *t, const char *prompt, const char *needle) {
     int64_t ids[MAXLEN];
     cdf_err err = {0};
@@ -516,6 +566,8 @@ int main(void) {
         cmocka_unit_test(test_bpe_against_naive_twin),
         cmocka_unit_test(test_tiny_pipeline_folders),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_added_tokens_decoder),
+        cmocka_unit_test(test_other_max_len),
         cmocka_unit_test(test_bad_prompts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -256,7 +256,7 @@ cdf_status cdf_tokenizer_encode_len(const cdf_tokenizer *t, const char *prompt, 
     if (!st) {
         size_t keep = l.n < max_len - 2 ? l.n : max_len - 2; /* truncation side "right" */
         ids[0] = t->bos_id;
-        memcpy(ids + 1, l.v, keep * sizeof *ids);
+        if (keep) memcpy(ids + 1, l.v, keep * sizeof *ids);
         ids[keep + 1] = t->eos_id;
         for (size_t i = keep + 2; i < max_len; i++) ids[i] = t->pad_id;
         if (n_untruncated) *n_untruncated = l.n + 2;
