@@ -75,7 +75,8 @@ static size_t put_utf8(uint32_t c, char *o) {
     if (c < 0x80) return o[0] = (char)c, 1;
     if (c < 0x800) return o[0] = (char)(0xC0 | c >> 6), o[1] = (char)(0x80 | (c & 0x3F)), 2;
     if (c < 0x10000)
-        return o[0] = (char)(0xE0 | c >> 12), o[1] = (char)(0x80 | (c >> 6 & 0x3F)), o[2] = (char)(0x80 | (c & 0x3F)), 3;
+        return o[0] = (char)(0xE0 | c >> 12), o[1] = (char)(0x80 | (c >> 6 & 0x3F)),
+               o[2] = (char)(0x80 | (c & 0x3F)), 3;
     o[0] = (char)(0xF0 | c >> 18), o[1] = (char)(0x80 | (c >> 12 & 0x3F));
     return o[2] = (char)(0x80 | (c >> 6 & 0x3F)), o[3] = (char)(0x80 | (c & 0x3F)), 4;
 }
@@ -417,6 +418,8 @@ static void test_bad_files(void **state) {
     snprintf(path, sizeof path, "%s/vocab.json", dir);
     write_file(path, "{\n  \"a\": 0,\n  \"b\": 1,,\n  \"c\": 2\n}\n");
     expect_load_error(dir, CDF_ERR_FORMAT, "bad-vocab/vocab.json:3:", "malformed JSON");
+    write_file(path, "{\"a\": 0}\n}\n");
+    expect_load_error(dir, CDF_ERR_FORMAT, "bad-vocab/vocab.json:2:1", "malformed JSON");
 
     dir = make_folder("bad-vocab-id", "vocab.json");
     snprintf(path, sizeof path, "%s/vocab.json", dir);

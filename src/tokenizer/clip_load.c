@@ -72,8 +72,10 @@ static cdf_status load_json(const char *path, int required, cdf_json *j, int *pr
     cdf_status st = read_text(path, CDF_JSON_MAX_BYTES, &text, &len, err);
     if (st) return st;
     snprintf(j->label, sizeof j->label, "%s", path);
+    /* Trailing garbage is an error, as in json.load (text[len] is the NUL
+     * cdf_read_file adds, which cJSON wants to see inside the length). */
     const char *end = NULL;
-    j->root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    j->root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
     if (!j->root) {
         size_t line, col, off = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
         line_col(text, off, &line, &col);
@@ -182,8 +184,9 @@ static cdf_status load_merges(cdf_tokenizer *t, const char *path, cdf_err *err) 
             nf++;
         }
         if (nf != 2) {
-            st = cdf_errf(err, CDF_ERR_FORMAT, "%s:%zu: expected a merge (two symbols separated by a space), found %zu %s",
-                          path, line, nf, nf == 1 ? "field" : "fields");
+            st = cdf_errf(err, CDF_ERR_FORMAT,
+                          "%s:%zu: expected a merge (two symbols separated by a space), found %zu %s", path, line, nf,
+                          nf == 1 ? "field" : "fields");
             break;
         }
         st = cdf_clip_add_merge(&t->bpe, s + fs[0], fe[0] - fs[0], s + fs[1], fe[1] - fs[1], rank, err);

@@ -335,7 +335,8 @@ static int is_other(uint32_t c) {
  * equal simple case folds ('s' also matches U+017F LONG S). */
 static int ci_eq(uint32_t text_c, char pat_c) {
     uint32_t p = (uint32_t)(unsigned char)pat_c;
-    return text_c == p || fold1(text_c) == p;
+    if (text_c < 0x80) return text_c == p || (text_c >= 'A' && text_c <= 'Z' && text_c + 32 == p);
+    return fold1(text_c) == p;
 }
 
 static size_t match_literal(const uint32_t *t, size_t n, const char *lit) {
@@ -351,7 +352,8 @@ cdf_status cdf_clip_pretokenize(const uint32_t *t, size_t n, cdf_clip_piece_fn f
     size_t i = 0;
     while (i < n) {
         size_t len = 0;
-        for (size_t k = 0; k < sizeof literals / sizeof literals[0] && !len; k++)
+        /* Every literal starts with '<' or '\'', which nothing else folds to. */
+        for (size_t k = 0; (t[i] == '<' || t[i] == '\'') && k < sizeof literals / sizeof literals[0] && !len; k++)
             len = match_literal(t + i, n - i, literals[k]);
         if (!len) {
             if (is_letter(t[i])) {
