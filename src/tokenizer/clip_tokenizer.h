@@ -14,6 +14,9 @@
 
 typedef struct cdf_tokenizer cdf_tokenizer;
 
+/* Longest prompt accepted, in bytes of UTF-8 (longer ones are an error). */
+#define CDF_TOKENIZER_MAX_PROMPT_BYTES (1u << 20)
+
 cdf_status cdf_tokenizer_load(cdf_tokenizer **out, const char *dir, cdf_err *err);
 void cdf_tokenizer_free(cdf_tokenizer *t);
 
@@ -30,9 +33,16 @@ int64_t cdf_tokenizer_pad_id(const cdf_tokenizer *t);
 cdf_status cdf_tokenizer_encode(const cdf_tokenizer *t, const char *prompt, int64_t *ids, size_t max_len,
                                 size_t *n_untruncated, cdf_err *err);
 
+/* The same for a prompt of `len` bytes that may contain NUL characters
+ * (Python strings can; the clean-up drops them). */
+cdf_status cdf_tokenizer_encode_len(const cdf_tokenizer *t, const char *prompt, size_t len, int64_t *ids,
+                                    size_t max_len, size_t *n_untruncated, cdf_err *err);
+
 /* tokenizer.tokenize(prompt): the BPE strings (byte-unicode alphabet, "</w>"
  * word ends), for tests and debugging. Calls fn once per token. */
 cdf_status cdf_tokenizer_tokenize(const cdf_tokenizer *t, const char *prompt,
                                   void (*fn)(void *user, const char *token), void *user, cdf_err *err);
+cdf_status cdf_tokenizer_tokenize_len(const cdf_tokenizer *t, const char *prompt, size_t len,
+                                      void (*fn)(void *user, const char *token), void *user, cdf_err *err);
 
 #endif
