@@ -10,7 +10,7 @@
 
 #include "io/json.h"
 #include "tokenizer/clip_internal.h"
-#include "tokenizer/clip_text.h"
+#include "tokenizer/text_cleanup.h"
 
 #define MERGES_MAX_BYTES (64u * 1024u * 1024u)
 /* CLIPTokenizer reads merges.txt lines [1 : 49152 - 256 - 2 + 1]: at most

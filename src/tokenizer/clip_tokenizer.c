@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "tokenizer/clip_internal.h"
-#include "tokenizer/clip_text.h"
+#include "tokenizer/text_cleanup.h"
 
 size_t cdf_tokenizer_max_length(const cdf_tokenizer *t) { return t->max_length; }
 int64_t cdf_tokenizer_bos_id(const cdf_tokenizer *t) { return t->bos_id; }

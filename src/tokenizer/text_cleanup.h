@@ -10,9 +10,9 @@
  *     hand-written scanner.
  * Character properties come from utf8proc (Unicode 15); the few Python
  * properties utf8proc does not expose (Case_Ignorable, Cased) are derived
- * in clip_text.c, see the comments there. */
-#ifndef CDF_TOKENIZER_CLIP_TEXT_H
-#define CDF_TOKENIZER_CLIP_TEXT_H
+ * in text_cleanup.c, see the comments there. */
+#ifndef CDF_TOKENIZER_TEXT_CLEANUP_H
+#define CDF_TOKENIZER_TEXT_CLEANUP_H
 
 #include <stddef.h>
 #include <stdint.h>

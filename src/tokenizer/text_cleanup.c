@@ -1,4 +1,4 @@
-#include "tokenizer/clip_text.h"
+#include "tokenizer/text_cleanup.h"
 
 #include <stdlib.h>
 #include <string.h>
