@@ -8,7 +8,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "kernels/kernels.h"
+#include "kernels/backend_internal.h"
 #include "kernels/simd_math.h"
 
 #define QT 32   /* query rows per tile */
@@ -106,5 +106,7 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, float *out, cons
                 for (int64_t t = 0; t < ntiles; t++) tile(a, &w, out, q, k, v, b, h, t * QT);
     }
     cdf_arena_reset(ar, mark);
+    /* QK^T and PV, counted in full even for causal masks (as FLOP bounds do) */
+    ex->flops += 4 * (uint64_t)(a->B * a->heads) * (uint64_t)(a->Nq * a->Nk) * (uint64_t)a->D;
     return CDF_OK;
 }

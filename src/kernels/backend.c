@@ -70,6 +70,8 @@ void cdf_exec_free(cdf_exec *ex) {
 }
 
 int cdf_exec_threads(const cdf_exec *ex) { return ex->threads; }
+uint64_t cdf_exec_flops(const cdf_exec *ex) { return ex->flops; }
+void cdf_exec_reset_flops(cdf_exec *ex) { ex->flops = 0; }
 cdf_arena *cdf_exec_arena(cdf_exec *ex) { return &ex->arena; }
 void cdf_exec_begin(cdf_exec *ex) { omp_set_num_threads(ex->threads); }
 

@@ -43,6 +43,7 @@ struct cdf_exec {
     cdf_arena arena;
     cdf_prim *cache;
     size_t cache_cap, cache_count;
+    uint64_t flops; /* multiply-adds x 2 of matrix products run so far */
 };
 
 #define CDF_DNNL(call, err, what)                                                                        \

@@ -44,6 +44,11 @@ cdf_arena *cdf_exec_arena(cdf_exec *ex);
 void cdf_exec_begin(cdf_exec *ex);
 /* Drops cached primitives (e.g. after a model is freed). */
 void cdf_exec_clear_cache(cdf_exec *ex);
+/* Floating-point operations of the matrix products (convolutions, linear
+ * layers, attention) run on ex since it was created or last reset; for
+ * benchmarks. */
+uint64_t cdf_exec_flops(const cdf_exec *ex);
+void cdf_exec_reset_flops(cdf_exec *ex);
 
 /* How a model's weights are kept in memory and used. */
 typedef struct cdf_weight_opts {
