@@ -75,19 +75,19 @@ static cdf_status ddim_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
     return cdf_sched_ddim_timesteps(s, n, err);
 }
 
-static float ac_at(const cdf_scheduler *s, int64_t t, float fallback) {
-    return t >= 0 ? s->alphas_cumprod[t] : fallback;
-}
-
 static cdf_status ddim_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *err) {
     ddim_state *d = s->fam;
     const sched_cfg *c = &s->cfg;
     int64_t t = (int64_t)a->t;
-    if ((double)t != a->t || t < 0 || t >= (int64_t)s->n_train)
+    size_t ti, pi;
+    if ((double)t != a->t || sched_pyindex(t, s->n_train, &ti))
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %g is not a training timestep", s->cls->name,
                         a->t);
+    /* alphas_cumprod[t] with Python indexing: trailing spacing can end on t = -1 */
     int64_t prev_t = t - c->num_train_timesteps / s->num_inference_steps;
-    float at = s->alphas_cumprod[t], ap = ac_at(s, prev_t, d->final_alpha_cumprod);
+    if (prev_t >= 0 && sched_pyindex(prev_t, s->n_train, &pi))
+        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %g out of range", s->cls->name, a->t);
+    float at = s->alphas_cumprod[ti], ap = prev_t >= 0 ? s->alphas_cumprod[pi] : d->final_alpha_cumprod;
     float bt = 1.0f - at;
     float sqa = sqrtf(at), sqb = sqrtf(bt);
     size_t n = a->n;

@@ -56,11 +56,14 @@ static cdf_status ddpm_step(cdf_scheduler *s, const sched_step_args *a, cdf_err 
     ddpm_state *d = s->fam;
     const sched_cfg *c = &s->cfg;
     int64_t t = (int64_t)a->t;
-    if ((double)t != a->t || t < 0 || t >= (int64_t)s->n_train)
+    size_t ti, pi;
+    if ((double)t != a->t || sched_pyindex(t, s->n_train, &ti))
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %g is not a training timestep", s->cls->name,
                         a->t);
     int64_t prev_t = t - c->num_train_timesteps / s->num_inference_steps;
-    float at = s->alphas_cumprod[t], ap = prev_t >= 0 ? s->alphas_cumprod[prev_t] : 1.0f;
+    if (prev_t >= 0 && sched_pyindex(prev_t, s->n_train, &pi))
+        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %g out of range", s->cls->name, a->t);
+    float at = s->alphas_cumprod[ti], ap = prev_t >= 0 ? s->alphas_cumprod[pi] : 1.0f;
     float bt = 1.0f - at, bp = 1.0f - ap;
     float cur_alpha = at / ap, cur_beta = 1.0f - cur_alpha;
     size_t n = a->n;

@@ -140,8 +140,11 @@ static void push_ets(pndm_state *p, const float *mo, size_t n) {
 static void prev_sample(const cdf_scheduler *s, float *out, const float *x, int64_t t, int64_t prev_t,
                         const float *mo, size_t n) {
     const pndm_state *p = s->fam;
-    float at = s->alphas_cumprod[t];
-    float ap = prev_t >= 0 ? s->alphas_cumprod[prev_t] : p->final_alpha_cumprod;
+    size_t ti = 0, pi = 0;
+    sched_pyindex(t, s->n_train, &ti);       /* checked by the caller */
+    if (prev_t >= 0) sched_pyindex(prev_t, s->n_train, &pi);
+    float at = s->alphas_cumprod[ti];
+    float ap = prev_t >= 0 ? s->alphas_cumprod[pi] : p->final_alpha_cumprod;
     float bt = 1.0f - at, bp = 1.0f - ap;
     int vpred = sched_streq(s->cfg.prediction_type, "v_prediction");
     float sqa = sqrtf(at), sqb = sqrtf(bt);
@@ -154,7 +157,11 @@ static void prev_sample(const cdf_scheduler *s, float *out, const float *x, int6
     }
 }
 
-static int valid_t(const cdf_scheduler *s, int64_t t) { return t >= 0 && t < (int64_t)s->n_train; }
+/* t and prev_t index alphas_cumprod the Python way (t = -1 happens). */
+static int valid_t(const cdf_scheduler *s, int64_t t, int64_t prev_t) {
+    size_t i;
+    return !sched_pyindex(t, s->n_train, &i) && (prev_t < 0 || !sched_pyindex(prev_t, s->n_train, &i));
+}
 
 static cdf_status pndm_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *err) {
     pndm_state *p = s->fam;
@@ -195,7 +202,7 @@ static cdf_status pndm_step(cdf_scheduler *s, const sched_step_args *a, cdf_err 
             }
             p->has_cur_mo = 0;
         }
-        if (!valid_t(s, t) || prev_t >= (int64_t)s->n_train)
+        if (!valid_t(s, t, prev_t))
             return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep out of range", s->cls->name);
         prev_sample(s, x, p->has_cur_sample ? p->cur_sample : x, t, prev_t, m, n);
         p->counter++;
@@ -236,7 +243,7 @@ static cdf_status pndm_step(cdf_scheduler *s, const sched_step_args *a, cdf_err 
     } else {
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step order is broken", s->cls->name);
     }
-    if (!valid_t(s, t) || prev_t >= (int64_t)s->n_train)
+    if (!valid_t(s, t, prev_t))
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %lld out of range", s->cls->name,
                         (long long)t);
     prev_sample(s, x, src, t, prev_t, m, n);

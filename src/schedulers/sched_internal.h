@@ -219,6 +219,13 @@ cdf_status sched_noise(const cdf_noise_source *ns, float *out, const int64_t sha
 cdf_status sched_threshold(const cdf_scheduler *s, float *x, size_t n, const int64_t shape[4], cdf_err *err);
 
 int sched_streq(const char *a, const char *b);
+/* Python's seq[i] for i in [-n, n): 0 and *out set, else -1 (an error for the caller). */
+static inline int sched_pyindex(int64_t i, size_t n, size_t *out) {
+    if (i < 0) i += (int64_t)n;
+    if (i < 0 || i >= (int64_t)n) return -1;
+    *out = (size_t)i;
+    return 0;
+}
 /* Sets pred_original / has_pred_original of a step. */
 void sched_report_pred(const sched_step_args *a, const float *pred);
 

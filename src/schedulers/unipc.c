@@ -67,14 +67,9 @@ static cdf_status unipc_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
     return dpm_set_timesteps(s, n, &o, err);
 }
 
-/* torch.linalg.solve(A, b) for n <= 3 as torch 1.13 runs it: LAPACK getrf
- * on A^T (its row-major storage read as column-major), partial pivoting,
- * then getrs with TRANS = 'T'. */
-static void solve(int n, const float A[3][3], const float *b, float *x) {
-    float M[3][3];
-    int piv[3];
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) M[i][j] = A[j][i];
+/* LAPACK getrf (partial pivoting, the first largest pivot, rows scaled by
+ * the pivot's reciprocal) in place on M[n][n]. */
+static void lu(int n, float M[3][3], int piv[3]) {
     for (int k = 0; k < n; k++) {
         int p = k;
         for (int i = k + 1; i < n; i++)
@@ -93,19 +88,44 @@ static void solve(int n, const float A[3][3], const float *b, float *x) {
         for (int i = k + 1; i < n; i++)
             for (int j = k + 1; j < n; j++) M[i][j] = M[i][j] - M[i][k] * M[k][j];
     }
-    /* U^T y = b, then L^T z = y, then undo the interchanges in reverse */
-    for (int i = 0; i < n; i++) {
-        float t = b[i];
-        for (int k = 0; k < i; k++) t = t - M[k][i] * x[k];
-        x[i] = t / M[i][i];
+}
+
+/* torch.linalg.solve(A, b), n <= 3, as torch 1.13 hands it to LAPACK. A
+ * contiguous (row-major) A is passed as its transpose and solved with
+ * getrs(TRANS='T'); a non-contiguous view (UniP's R[:-1, :-1]) is copied to
+ * column-major and solved with getrs(TRANS='N'). */
+static void solve(int n, const float A[3][3], const float *b, float *x, int contiguous) {
+    float M[3][3];
+    int piv[3];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) M[i][j] = contiguous ? A[j][i] : A[i][j];
+    lu(n, M, piv);
+    for (int i = 0; i < n; i++) x[i] = b[i];
+    if (contiguous) {
+        /* U^T y = b, then L^T z = y, then undo the interchanges in reverse */
+        for (int i = 0; i < n; i++) {
+            float t = x[i];
+            for (int k = 0; k < i; k++) t = t - M[k][i] * x[k];
+            x[i] = t / M[i][i];
+        }
+        for (int i = n - 1; i >= 0; i--) {
+            float t = x[i];
+            for (int k = i + 1; k < n; k++) t = t - M[k][i] * x[k];
+            x[i] = t;
+        }
+        for (int k = n - 1; k >= 0; k--)
+            if (piv[k] != k) { float t = x[k]; x[k] = x[piv[k]]; x[piv[k]] = t; }
+    } else {
+        /* P b, then L y = P b, then U x = y (column sweeps, as strsm) */
+        for (int k = 0; k < n; k++)
+            if (piv[k] != k) { float t = x[k]; x[k] = x[piv[k]]; x[piv[k]] = t; }
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < i; k++) x[i] = x[i] - M[i][k] * x[k];
+        for (int k = n - 1; k >= 0; k--) {
+            x[k] = x[k] / M[k][k];
+            for (int i = 0; i < k; i++) x[i] = x[i] - x[k] * M[i][k];
+        }
     }
-    for (int i = n - 1; i >= 0; i--) {
-        float t = x[i];
-        for (int k = i + 1; k < n; k++) t = t - M[k][i] * x[k];
-        x[i] = t;
-    }
-    for (int k = n - 1; k >= 0; k--)
-        if (piv[k] != k) { float t = x[k]; x[k] = x[piv[k]]; x[piv[k]] = t; }
 }
 
 /* The shared part of UniP/UniC: rks, h_phi_1, B_h, R and b. */
@@ -148,7 +168,7 @@ static void uni_p(const cdf_scheduler *s, const unipc_state *u, float *x, size_t
     uni_coefs c;
     coefs(s, u, &c, h, l0, si, order);
     float rhos[3] = {0.5f, 0, 0};
-    if (order == 3) solve(2, (const float(*)[3])c.R, c.b, rhos);
+    if (order == 3) solve(2, (const float(*)[3])c.R, c.b, rhos, 0);
     const float *m0 = u->outs[2];
     int x0 = s->cfg.predict_x0;
     float k0 = x0 ? st_ / s0 : at / a0;
@@ -179,7 +199,7 @@ static void uni_c(const cdf_scheduler *s, const unipc_state *u, float *x, const 
     uni_coefs c;
     coefs(s, u, &c, h, l0, si - 1, order);
     float rhos[3] = {0.5f, 0, 0};
-    if (order > 1) solve(order, (const float(*)[3])c.R, c.b, rhos);
+    if (order > 1) solve(order, (const float(*)[3])c.R, c.b, rhos, 1);
     const float *m0 = u->outs[2], *last = u->last;
     int x0 = s->cfg.predict_x0;
     float k0 = x0 ? st_ / s0 : at / a0;
