@@ -116,3 +116,16 @@ const cdf_scheduler_alias *cdf_scheduler_resolve(const char *name) {
             return &aliases[i];
     return NULL;
 }
+
+/* The public listing declared in include/cdiffusers.h (main): the classes
+ * first (alias = display = class name), then the aliases. */
+size_t cdf_scheduler_count(void) { return N_CLASSES + sizeof aliases / sizeof aliases[0]; }
+
+void cdf_scheduler_entry(size_t i, const char **alias, const char **display, const char **class_name) {
+    const cdf_scheduler_alias *e = NULL;
+    if (i < N_CLASSES) e = &class_entries[i];
+    else if (i < cdf_scheduler_count()) e = &aliases[i - N_CLASSES];
+    if (alias) *alias = e ? e->alias : NULL;
+    if (display) *display = e ? e->display : NULL;
+    if (class_name) *class_name = e ? e->class_name : NULL;
+}
