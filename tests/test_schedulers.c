@@ -598,6 +598,68 @@ static void test_registry(void **state) {
     assert_null(cdf_scheduler_resolve("nonsense"));
 }
 
+/* add_noise, the three ways diffusers does it (values from diffusers 0.26.3
+ * add_noise on this stack: x = randn(16, seed 1), noise = randn(16, seed 2),
+ * SD1.5 config, 20 steps, t = timesteps[k]). */
+static void test_add_noise(void **state) {
+    (void)state;
+    static const struct {
+        const char *cls;
+        size_t k;
+        float want[16];
+    } cases[] = {
+        {"DDIMScheduler", 1, {-1.2140297889709473f, 0.8213789463043213f, -1.3724192380905151f, -1.2923506498336792f,
+                              -1.2220675945281982f, 1.0872948169708252f, -1.1659101247787476f, -0.3084283471107483f,
+                              -0.9857370853424072f, 0.37873944640159607f, -0.6593081951141357f, -0.2632145583629608f,
+                              0.9742206335067749f, -0.5479340553283691f, -0.19638575613498688f, -0.3743044435977936f}},
+        {"EulerDiscreteScheduler", 1, {-12.710928916931152f, 9.100375175476074f, -14.66991901397705f,
+                                       -13.535030364990234f, -13.19819164276123f, 11.938750267028809f,
+                                       -12.343405723571777f, -2.8862452507019043f, -10.468562126159668f,
+                                       4.013773441314697f, -6.91735315322876f, -2.7781355381011963f,
+                                       10.60630989074707f, -6.403990268707275f, -2.1896071434020996f,
+                                       -4.182375907897949f}},
+        {"DPMSolverMultistepScheduler", 3, {-1.2624704837799072f, 0.7906948924064636f, -1.3890622854232788f,
+                                            -1.3433990478515625f, -1.2197210788726807f, 1.0603456497192383f,
+                                            -1.1951510906219482f, -0.3642234802246094f, -1.0063217878341675f,
+                                            0.38772016763687134f, -0.6837923526763916f, -0.270893394947052f,
+                                            0.9615936875343323f, -0.48521798849105835f, -0.18730314075946808f,
+                                            -0.3558445870876312f}},
+        {"HeunDiscreteScheduler", 2, {-12.710928916931152f, 9.100375175476074f, -14.66991901397705f,
+                                      -13.535030364990234f, -13.19819164276123f, 11.938750267028809f,
+                                      -12.343405723571777f, -2.8862452507019043f, -10.468562126159668f,
+                                      4.013773441314697f, -6.91735315322876f, -2.7781355381011963f,
+                                      10.60630989074707f, -6.403990268707275f, -2.1896071434020996f,
+                                      -4.182375907897949f}},
+        {"UniPCMultistepScheduler", 0, {-1.1425179243087769f, 0.8632513880729675f, -1.3457918167114258f,
+                                        -1.2169610261917114f, -1.2227728366851807f, 1.1232824325561523f,
+                                        -1.121809482574463f, -0.22840693593025208f, -0.9543365240097046f,
+                                        0.36515045166015625f, -0.6230643391609192f, -0.25172603130340576f,
+                                        0.9900813698768616f, -0.6359545588493347f, -0.20888090133666992f,
+                                        -0.3997535705566406f}},
+    };
+    cJSON *manifest = load_manifest();
+    float x[16], noise[16], out[16];
+    cdf_rng g;
+    cdf_rng_seed(&g, 1);
+    cdf_rng_randn_f32(&g, x, 16);
+    cdf_rng_seed(&g, 2);
+    cdf_rng_randn_f32(&g, noise, 16);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        cdf_err err = {0};
+        cdf_scheduler *s;
+        assert_int_equal(cdf_scheduler_create(&s, cases[c].cls, cJSON_GetObjectItem(manifest, "sd15_scheduler_config"),
+                                              NULL, &err), CDF_OK);
+        assert_int_equal(cdf_scheduler_set_timesteps(s, 20, &err), CDF_OK);
+        if (cdf_scheduler_add_noise(s, out, x, noise, 16, cdf_scheduler_timestep(s, cases[c].k), &err))
+            fail_msg("%s", err.msg);
+        char what[96];
+        snprintf(what, sizeof what, "add_noise %s", cases[c].cls);
+        TU_ASSERT_CLOSE(what, out, cases[c].want, 16, 1e-7, -1);
+        cdf_scheduler_free(s);
+    }
+    cJSON_Delete(manifest);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sd15_schedule),
@@ -606,6 +668,7 @@ int main(void) {
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_from_config_semantics),
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_add_noise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

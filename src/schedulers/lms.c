@@ -8,6 +8,7 @@
  * weights and summation order (dqk21), and the float32 integrand. */
 #include "schedulers/sched_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,25 +73,58 @@ static const double wg[5] = {0.066671344308688137593568809893332, 0.149451349150
                              0.219086362515982043995534934228163, 0.269266719309996355091226921569469,
                              0.295524224714752870173892994651338};
 
-/* dqk21 result (Fortran indices 1..11 are 0..10 here). */
-static double qk21(const lms_poly *p, double a, double b) {
-    double centr = 0.5 * (a + b), hlgth = 0.5 * (b - a);
+/* QUADPACK dqk21 (Fortran indices 1..11 are 0..10 here): the 21-point
+ * Kronrod sum and its error estimate, in QUADPACK's order of operations. */
+static double qk21(const lms_poly *p, double a, double b, double *abserr) {
+    double centr = 0.5 * (a + b), hlgth = 0.5 * (b - a), dhlgth = fabs(hlgth);
+    double fv1[10], fv2[10];
     double fc = lms_f(p, centr);
-    double resk = wgk[10] * fc;
+    double resg = 0.0, resk = wgk[10] * fc, resabs = fabs(resk);
     for (int j = 1; j <= 5; j++) {
         int jtw = 2 * j - 1; /* Fortran 2*j */
         double absc = hlgth * xgk[jtw];
         double f1 = lms_f(p, centr - absc), f2 = lms_f(p, centr + absc);
-        resk = resk + wgk[jtw] * (f1 + f2);
+        fv1[jtw] = f1;
+        fv2[jtw] = f2;
+        double fsum = f1 + f2;
+        resg = resg + wg[j - 1] * fsum;
+        resk = resk + wgk[jtw] * fsum;
+        resabs = resabs + wgk[jtw] * (fabs(f1) + fabs(f2));
     }
     for (int j = 1; j <= 5; j++) {
         int jtwm1 = 2 * j - 2; /* Fortran 2*j-1 */
         double absc = hlgth * xgk[jtwm1];
         double f1 = lms_f(p, centr - absc), f2 = lms_f(p, centr + absc);
-        resk = resk + wgk[jtwm1] * (f1 + f2);
+        fv1[jtwm1] = f1;
+        fv2[jtwm1] = f2;
+        double fsum = f1 + f2;
+        resk = resk + wgk[jtwm1] * fsum;
+        resabs = resabs + wgk[jtwm1] * (fabs(f1) + fabs(f2));
     }
-    (void)wg;
-    return resk * hlgth;
+    double reskh = resk * 0.5;
+    double resasc = wgk[10] * fabs(fc - reskh);
+    for (int j = 0; j < 10; j++) resasc = resasc + wgk[j] * (fabs(fv1[j] - reskh) + fabs(fv2[j] - reskh));
+    double result = resk * hlgth;
+    resabs = resabs * dhlgth;
+    resasc = resasc * dhlgth;
+    double err = fabs((resk - resg) * hlgth);
+    if (resasc != 0.0 && err != 0.0) err = resasc * fmin(1.0, pow(200.0 * err / resasc, 1.5));
+    if (resabs > DBL_MIN / (50.0 * DBL_EPSILON)) err = fmax(DBL_EPSILON * 50.0 * resabs, err);
+    *abserr = err;
+    return result;
+}
+
+/* scipy.integrate.quad(f, a, b, epsrel=1e-4): dqagse returns the first
+ * dqk21 pass when its error estimate meets the tolerance, which it does for
+ * these low-degree polynomials. Should it not, the interval is bisected
+ * until the pieces do (dqagse would also extrapolate; the value agrees to
+ * the tolerance either way). */
+static double quad(const lms_poly *p, double a, double b, int depth) {
+    double err, r = qk21(p, a, b, &err);
+    double bound = fmax(1.49e-8, 1e-4 * fabs(r));
+    if (err <= bound || depth >= 30) return r;
+    double m = 0.5 * (a + b);
+    return quad(p, a, m, depth + 1) + quad(p, m, b, depth + 1);
 }
 
 /* ---- scheduler ---- */
@@ -186,7 +220,7 @@ static cdf_status lms_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *
     float coeff[LMS_MAX_ORDER];
     for (int k = 0; k < order; k++) {
         lms_poly p = {s->sigmas, s->step_index, order, k};
-        coeff[k] = (float)qk21(&p, (double)s->sigmas[s->step_index], (double)s->sigmas[s->step_index + 1]);
+        coeff[k] = (float)quad(&p, (double)s->sigmas[s->step_index], (double)s->sigmas[s->step_index + 1], 0);
     }
     /* sample + sum(coeff * derivative for coeff, derivative in zip(coeffs, reversed(derivatives))) */
     for (size_t i = 0; i < n; i++) {
