@@ -72,6 +72,10 @@ cdf_status cdf_scheduler_step(cdf_scheduler *s, const float *model_output, doubl
 cdf_status cdf_scheduler_add_noise(const cdf_scheduler *s, float *out, const float *original, const float *noise,
                                    size_t n, double t, cdf_err *err);
 
+/* DDIMScheduler's step(eta=...): 0 unless set (the pipeline's default);
+ * eta > 0 makes DDIM draw noise at every step. Other classes ignore it. */
+void cdf_scheduler_set_eta(cdf_scheduler *s, double eta);
+
 /* DPMSolverSDEScheduler: replaces the Brownian-tree noise sampler (used by
  * tests to replay recorded noise). fn(user, sigma, sigma_next, out, shape)
  * must fill out[n]. Ignored by other classes. */

@@ -1,0 +1,47 @@
+/* Helpers shared by the DPM-Solver family (multistep, singlestep, DEIS,
+ * UniPC): the sigma <-> (alpha_t, sigma_t, lambda) conversions and the
+ * timestep schedule they have in common. Internal. */
+#ifndef CDF_SCHEDULERS_DPM_COMMON_H
+#define CDF_SCHEDULERS_DPM_COMMON_H
+
+#include <math.h>
+
+#include "schedulers/sched_internal.h"
+
+/* _sigma_to_alpha_sigma_t: alpha_t = 1 / (sigma**2 + 1) ** 0.5 (torch's
+ * reciprocal-then-multiply for `1 / tensor`), sigma_t = sigma * alpha_t. */
+static inline void dpm_alpha_sigma(float sigma, float *alpha_t, float *sigma_t) {
+    float a = (1.0f / sqrtf(sigma * sigma + 1.0f)) * 1.0f;
+    *alpha_t = a;
+    *sigma_t = sigma * a;
+}
+
+/* torch.log(alpha_t) - torch.log(sigma_t) */
+static inline float dpm_lambda(float alpha_t, float sigma_t) {
+    return cdf_torch_logf(alpha_t) - cdf_torch_logf(sigma_t);
+}
+
+/* torch's `scalar / tensor` is reciprocal(tensor) * scalar. */
+static inline float dpm_rdiv(float num, float den) { return (1.0f / den) * num; }
+
+/* How the last sigma is chosen. */
+typedef enum dpm_final {
+    DPM_FINAL_CONFIG,      /* final_sigmas_type: "zero" or "sigma_min" (multistep, singlestep) */
+    DPM_FINAL_SIGMA_MIN    /* sigma_min, or the last Karras sigma again (DEIS, UniPC) */
+} dpm_final;
+
+typedef struct dpm_sched_opts {
+    int has_spacing;       /* timestep_spacing/steps_offset exist (not in singlestep) */
+    int clip_lambda;       /* lambda_min_clipped exists */
+    int lu_lambdas;        /* use_lu_lambdas exists */
+    dpm_final final;
+} dpm_sched_opts;
+
+/* set_timesteps of the DPM-Solver family: int64 timesteps, float32 sigmas
+ * (len + 1), init_noise_sigma 1. */
+cdf_status dpm_set_timesteps(cdf_scheduler *s, int n, const dpm_sched_opts *o, cdf_err *err);
+
+/* The common check of solver_order (1..3). */
+cdf_status dpm_check_order(const cdf_scheduler *s, cdf_err *err);
+
+#endif

@@ -1,0 +1,96 @@
+"""Configurations the cross-check runs (name, class, base config, overrides, steps[, step kwargs])."""
+C = []
+def add(cls, ovr, steps=(7, 25), base='SD1.5'):
+    for n in steps:
+        name = cls + '_' + '_'.join(f'{k}-{v}' for k, v in ovr.items()).replace(' ', '').replace('"','') + f'_{n}' + ('_sd21' if base != 'SD1.5' else '')
+        name = name.replace('[', '').replace(']', '').replace(',', '-')
+        C.append([name, cls, base, ovr, n])
+sp = ['linspace', 'leading', 'trailing']
+for cls in ['DDIMScheduler', 'DDPMScheduler', 'PNDMScheduler', 'LMSDiscreteScheduler', 'EulerDiscreteScheduler',
+            'EulerAncestralDiscreteScheduler', 'HeunDiscreteScheduler', 'KDPM2DiscreteScheduler', 'KDPM2AncestralDiscreteScheduler',
+            'DPMSolverMultistepScheduler', 'DEISMultistepScheduler', 'UniPCMultistepScheduler']:
+    for s in sp: add(cls, {'timestep_spacing': s}, (3, 61) if s == 'trailing' else (7,))
+    add(cls, {'prediction_type': 'v_prediction'}, (9,))
+    add(cls, {'beta_schedule': 'squaredcos_cap_v2'}, (6,))
+    add(cls, {'beta_schedule': 'linear', 'beta_start': 0.0001, 'beta_end': 0.02}, (5,))
+for cls in ['DDIMScheduler', 'DDPMScheduler', 'HeunDiscreteScheduler', 'EulerDiscreteScheduler', 'DPMSolverMultistepScheduler',
+            'DPMSolverSinglestepScheduler', 'DEISMultistepScheduler', 'UniPCMultistepScheduler', 'LMSDiscreteScheduler']:
+    add(cls, {'prediction_type': 'sample'}, (6,))
+for cls in ['LMSDiscreteScheduler', 'EulerDiscreteScheduler', 'HeunDiscreteScheduler', 'KDPM2DiscreteScheduler',
+            'KDPM2AncestralDiscreteScheduler', 'DPMSolverSinglestepScheduler', 'DEISMultistepScheduler', 'UniPCMultistepScheduler']:
+    add(cls, {'use_karras_sigmas': True}, (5, 20))
+add('DDIMScheduler', {'set_alpha_to_one': True, 'clip_sample': True}, (5,))
+add('DDIMScheduler', {'thresholding': True, 'sample_max_value': 2.0}, (5,))
+add('DDIMScheduler', {'rescale_betas_zero_snr': True, 'timestep_spacing': 'trailing', 'prediction_type': 'v_prediction'}, (5,))
+add('DDIMScheduler', {'timestep_spacing': 'linspace'}, (1, 2, 50))
+add('DDPMScheduler', {'variance_type': 'fixed_small_log'}, (5,))
+add('DDPMScheduler', {'variance_type': 'fixed_large'}, (5,))
+add('DDPMScheduler', {'beta_schedule': 'sigmoid'}, (5,))
+add('DDPMScheduler', {'thresholding': True}, (5,))
+add('DDPMScheduler', {'clip_sample': True, 'clip_sample_range': 0.5}, (5,))
+add('DDPMScheduler', {'rescale_betas_zero_snr': True}, (5,))
+add('PNDMScheduler', {'skip_prk_steps': False}, (4, 7, 20))
+add('PNDMScheduler', {'skip_prk_steps': False, 'timestep_spacing': 'linspace'}, (6,))
+add('PNDMScheduler', {'skip_prk_steps': False, 'timestep_spacing': 'trailing'}, (5,))
+add('PNDMScheduler', {'set_alpha_to_one': True}, (1, 2, 3))
+add('LMSDiscreteScheduler', {}, (1, 2, 50))
+add('EulerDiscreteScheduler', {'interpolation_type': 'log_linear'}, (5,))
+add('EulerDiscreteScheduler', {'timestep_type': 'continuous', 'prediction_type': 'v_prediction'}, (5,))
+add('EulerDiscreteScheduler', {'use_karras_sigmas': True, 'sigma_min': 0.1, 'sigma_max': 10.0}, (5,))
+add('EulerDiscreteScheduler', {'rescale_betas_zero_snr': True, 'prediction_type': 'v_prediction', 'timestep_spacing': 'trailing'}, (5,))
+add('EulerDiscreteScheduler', {}, (1, 50))
+add('EulerAncestralDiscreteScheduler', {'rescale_betas_zero_snr': True, 'prediction_type': 'v_prediction'}, (5,))
+add('HeunDiscreteScheduler', {'clip_sample': True}, (5,))
+add('HeunDiscreteScheduler', {'beta_schedule': 'exp'}, (5,))
+add('HeunDiscreteScheduler', {}, (1, 2))
+add('KDPM2DiscreteScheduler', {}, (1, 2, 30))
+add('KDPM2AncestralDiscreteScheduler', {}, (1, 2, 30))
+D = 'DPMSolverMultistepScheduler'
+for o in (1, 3): add(D, {'solver_order': o}, (7, 25))
+add(D, {'algorithm_type': 'dpmsolver', 'final_sigmas_type': 'sigma_min'}, (7, 25))
+add(D, {'algorithm_type': 'dpmsolver', 'final_sigmas_type': 'sigma_min', 'solver_order': 3}, (8,))
+add(D, {'algorithm_type': 'sde-dpmsolver', 'final_sigmas_type': 'sigma_min'}, (7,))
+add(D, {'algorithm_type': 'sde-dpmsolver++', 'solver_type': 'heun'}, (7,))
+add(D, {'algorithm_type': 'sde-dpmsolver', 'final_sigmas_type': 'sigma_min', 'solver_type': 'heun'}, (7,))
+add(D, {'solver_type': 'heun'}, (7, 25))
+add(D, {'solver_type': 'heun', 'algorithm_type': 'dpmsolver', 'final_sigmas_type': 'sigma_min'}, (7,))
+add(D, {'lower_order_final': False, 'final_sigmas_type': 'sigma_min'}, (7,))
+add(D, {'euler_at_final': True}, (20,))
+add(D, {'final_sigmas_type': 'sigma_min'}, (7, 25))
+add(D, {'use_lu_lambdas': True}, (7,))
+add(D, {'lambda_min_clipped': -5.1}, (7,))
+add(D, {'thresholding': True}, (7,))
+add(D, {'use_karras_sigmas': True, 'algorithm_type': 'sde-dpmsolver++'}, (7,))
+add(D, {'algorithm_type': 'deis', 'final_sigmas_type': 'sigma_min'}, (5,))
+add(D, {}, (1, 2, 50))
+S = 'DPMSolverSinglestepScheduler'
+for o in (1, 3): add(S, {'solver_order': o}, (7, 9, 25))
+add(S, {'lower_order_final': True}, (6,))
+add(S, {'algorithm_type': 'dpmsolver', 'final_sigmas_type': 'sigma_min'}, (6, 7))
+add(S, {'algorithm_type': 'dpmsolver', 'final_sigmas_type': 'sigma_min', 'solver_order': 3}, (9,))
+add(S, {'solver_type': 'heun'}, (6,))
+add(S, {'solver_type': 'heun', 'solver_order': 3}, (9,))
+add(S, {'solver_type': 'heun', 'solver_order': 3, 'algorithm_type': 'dpmsolver', 'final_sigmas_type': 'sigma_min'}, (9,))
+add(S, {'final_sigmas_type': 'sigma_min'}, (6, 7))
+add(S, {'lambda_min_clipped': -5.1}, (6,))
+add(S, {'prediction_type': 'v_prediction'}, (6,))
+add(S, {}, (1, 2, 3, 50))
+E = 'DEISMultistepScheduler'
+for o in (1, 3): add(E, {'solver_order': o}, (7, 25))
+add(E, {'lower_order_final': False}, (7,))
+add(E, {}, (1, 2, 50))
+U = 'UniPCMultistepScheduler'
+for o in (1, 3): add(U, {'solver_order': o}, (7, 25))
+add(U, {'solver_type': 'bh1'}, (7, 25))
+add(U, {'predict_x0': False}, (7,))
+add(U, {'predict_x0': False, 'solver_order': 3}, (7,))
+add(U, {'disable_corrector': [0, 2]}, (7,))
+add(U, {'lower_order_final': False}, (7,))
+add(U, {'thresholding': True}, (7,))
+add(U, {}, (1, 2, 50))
+for cls in ['DDIMScheduler', 'EulerDiscreteScheduler', 'DPMSolverMultistepScheduler', 'UniPCMultistepScheduler', 'HeunDiscreteScheduler', 'LMSDiscreteScheduler', 'KDPM2AncestralDiscreteScheduler', 'PNDMScheduler', 'DEISMultistepScheduler', 'DPMSolverSinglestepScheduler']:
+    add(cls, {}, (7,), base='SD2.1 (v_prediction)')
+C.append(["DDIMScheduler_eta05_7", "DDIMScheduler", "SD1.5", {}, 7, {"eta": 0.5}])
+C.append(["DDIMScheduler_eta1_vpred_20", "DDIMScheduler", "SD1.5", {"prediction_type": "v_prediction"}, 20, {"eta": 1.0}])
+C.append(["DDIMScheduler_eta03_sample_5", "DDIMScheduler", "SD1.5", {"prediction_type": "sample"}, 5, {"eta": 0.3}])
+CASES = C
