@@ -1,4 +1,4 @@
-/* End-to-end text-to-image against goldens/tiny-sd{1,2}/pipeline/*.safetensors
+/* End-to-end text-to-image against goldens/tiny-sd{1,2}/pipeline/<case>.safetensors
  * (diffusers' StableDiffusionPipeline.__call__ with output_type="np").
  *
  * Pass rule (issue 5): float image max abs error <= 1e-3 (images are in

@@ -36,14 +36,56 @@ cdf_status cdf_read_file(const char *path, size_t max_bytes, char **out, size_t 
     return CDF_OK;
 }
 
-cdf_status cdf_json_parse(cdf_json *j, const char *text, size_t len, const char *label, cdf_err *err) {
+/* Python's json module writes the non-standard tokens Infinity, -Infinity
+ * and NaN (diffusers configs carry "lambda_min_clipped": -Infinity). cJSON
+ * does not know them, so outside strings they become 1e999 / -1e999 (which
+ * strtod reads as +-inf) and null. Returns a new NUL-terminated text. */
+static char *python_json_compat(const char *text, size_t len, size_t *out_len) {
+    char *o = malloc(len * 2 + 16);
+    if (!o) return NULL;
+    size_t n = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_str) {
+            o[n++] = c;
+            if (c == '\\' && i + 1 < len) o[n++] = text[++i];
+            else if (c == '"') in_str = 0;
+            continue;
+        }
+        if (c == '"') in_str = 1;
+        if (c == 'I' && len - i >= 8 && memcmp(text + i, "Infinity", 8) == 0) {
+            memcpy(o + n, "1e999", 5);
+            n += 5;
+            i += 7;
+            continue;
+        }
+        if (c == 'N' && len - i >= 3 && memcmp(text + i, "NaN", 3) == 0) {
+            memcpy(o + n, "null", 4);
+            n += 4;
+            i += 2;
+            continue;
+        }
+        o[n++] = c;
+    }
+    o[n] = '\0';
+    *out_len = n;
+    return o;
+}
+
+cdf_status cdf_json_parse(cdf_json *j, const char *text0, size_t len0, const char *label, cdf_err *err) {
     snprintf(j->label, sizeof j->label, "%s", label);
+    size_t len;
+    char *text = python_json_compat(text0, len0, &len);
+    if (!text) return cdf_errf(err, CDF_ERR_OUT_OF_MEMORY, "%s: out of memory", label);
     const char *end = NULL;
     j->root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j->root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
+        free(text);
         return cdf_errf(err, CDF_ERR_FORMAT, "%s: malformed JSON near byte %zu", label, at);
     }
+    free(text);
     if (!cJSON_IsObject(j->root)) {
         cdf_json_free(j);
         return cdf_errf(err, CDF_ERR_FORMAT, "%s: expected a JSON object at the top level", label);

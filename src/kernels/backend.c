@@ -75,6 +75,12 @@ void cdf_exec_reset_flops(cdf_exec *ex) { ex->flops = 0; }
 cdf_arena *cdf_exec_arena(cdf_exec *ex) { return &ex->arena; }
 void cdf_exec_begin(cdf_exec *ex) { omp_set_num_threads(ex->threads); }
 
+int cdf_pd_is_ref(const_dnnl_primitive_desc_t pd) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl) return 0;
+    return strncmp(impl, "ref", 3) == 0;
+}
+
 static uint64_t key_hash(const cdf_prim_key *k) {
     uint64_t h = 0x9E3779B97F4A7C15ull;
     for (int i = 0; i < 10; i++) h = (h ^ (uint64_t)k->v[i]) * 0xff51afd7ed558ccdull;
@@ -186,7 +192,23 @@ cdf_status cdf_packed_create(struct cdf_packed **out, const cdf_backend *be, con
     p->bytes = dnnl_memory_desc_get_size(&p->md);
     p->data = cdf_aligned_alloc(p->bytes, err);
     if (!p->data) { free(p); return CDF_ERR_OUT_OF_MEMORY; }
-    cdf_status st = reorder(be, plain_f32, src, &p->md, p->data, err);
+    cdf_status st;
+    if (p->compute == CDF_COMPUTE_F32 && p->storage != CDF_DTYPE_F32) {
+        /* Half storage of a float32 layout: pack in float32 (oneDNN's fast
+         * reorder), then narrow element by element (its f16 reorders are slow). */
+        size_t n = p->bytes / 2;
+        float *tmp = cdf_aligned_alloc(n * sizeof(float), err);
+        if (!tmp) { cdf_packed_free(p); return CDF_ERR_OUT_OF_MEMORY; }
+        st = reorder(be, plain_f32, src, &p->md_f32, tmp, err);
+        uint16_t *h = p->data;
+        if (!st && p->storage == CDF_DTYPE_F16)
+            for (size_t i = 0; i < n; i++) h[i] = cdf_f32_to_f16(tmp[i]);
+        else if (!st)
+            for (size_t i = 0; i < n; i++) h[i] = cdf_f32_to_bf16(tmp[i]);
+        free(tmp);
+    } else {
+        st = reorder(be, plain_f32, src, &p->md, p->data, err);
+    }
     if (st) { cdf_packed_free(p); return st; }
     *out = p;
     return CDF_OK;

@@ -68,6 +68,12 @@ void cdf_packed_free(struct cdf_packed *p);
 cdf_status cdf_packed_use(cdf_exec *ex, const struct cdf_packed *p, void **data, const dnnl_memory_desc_t **md,
                           cdf_err *err);
 
+/* Whether pd uses one of oneDNN's reference (slow, loop-based)
+ * implementations: forcing the packed weight layout can make only those
+ * accept a shape, and then a reorder to the layout a fast one wants is
+ * cheaper. */
+int cdf_pd_is_ref(const_dnnl_primitive_desc_t pd);
+
 /* Runs a primitive with up to 5 (arg, md, ptr) bindings. */
 typedef struct cdf_bind {
     int arg;

@@ -109,8 +109,12 @@ static cdf_status prepare(cdf_exec *ex, const cdf_conv2d *c, cdf_prim *e, int64_
     const struct cdf_packed *p = c->w;
     const dnnl_memory_desc_t *wmd = p->compute == CDF_COMPUTE_BF16 ? &p->md : &p->md_f32;
     dnnl_primitive_desc_t pd;
-    if (make_pd(&pd, ex->be, c, p->compute, B, H, W, wmd, acc, &e->src_md, &e->bias_md, &e->dst_md) !=
-        dnnl_success) {
+    dnnl_status_t s0 = make_pd(&pd, ex->be, c, p->compute, B, H, W, wmd, acc, &e->src_md, &e->bias_md, &e->dst_md);
+    if (s0 == dnnl_success && cdf_pd_is_ref(pd)) {
+        dnnl_primitive_desc_destroy(pd);
+        s0 = dnnl_unimplemented;
+    }
+    if (s0 != dnnl_success) {
         dnnl_memory_desc_t any;
         dnnl_dims_t wd = {c->cout, c->cin, c->kh, c->kw};
         dnnl_memory_desc_init_by_tag(&any, 4, wd, act_dt(p->compute), dnnl_format_tag_any);

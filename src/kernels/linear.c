@@ -92,8 +92,13 @@ static cdf_status prepare(cdf_exec *ex, const cdf_linear *l, cdf_prim *c, int64_
     const struct cdf_packed *p = l->w;
     const dnnl_memory_desc_t *wmd = p->compute == CDF_COMPUTE_BF16 ? &p->md : &p->md_f32;
     dnnl_primitive_desc_t pd;
-    if (make_pd(&pd, ex->be, p->compute, M, l->in, l->out, ldx, ldy, wmd, l->bias != NULL, &c->src_md, &c->bias_md,
-                &c->dst_md) != dnnl_success) {
+    dnnl_status_t s0 = make_pd(&pd, ex->be, p->compute, M, l->in, l->out, ldx, ldy, wmd, l->bias != NULL, &c->src_md,
+                               &c->bias_md, &c->dst_md);
+    if (s0 == dnnl_success && cdf_pd_is_ref(pd)) {
+        dnnl_primitive_desc_destroy(pd);
+        s0 = dnnl_unimplemented;
+    }
+    if (s0 != dnnl_success) {
         /* The packed layout does not suit this M: let oneDNN choose and
          * reorder the packed weights on every call (small M only). */
         dnnl_memory_desc_t any = *wmd;

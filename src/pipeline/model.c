@@ -49,6 +49,14 @@ static cdf_status load_scheduler_config(cdf_model *m, const char *dir, cdf_err *
     const char *cls;
     if ((st = cdf_json_req_str(&j, "_class_name", &cls, err))) { cdf_json_free(&j); return st; }
     snprintf(m->sched_class, sizeof m->sched_class, "%s", cls);
+    /* StableDiffusionPipeline.__init__ rewrites outdated scheduler configs:
+     * steps_offset != 1 becomes 1 and clip_sample true becomes false (only
+     * where the config has those keys). */
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(j.root, "steps_offset");
+    if (so && cJSON_IsNumber(so) && so->valuedouble != 1.0)
+        cJSON_ReplaceItemInObjectCaseSensitive(j.root, "steps_offset", cJSON_CreateNumber(1));
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j.root, "clip_sample")))
+        cJSON_ReplaceItemInObjectCaseSensitive(j.root, "clip_sample", cJSON_CreateFalse());
     /* The scheduler must exist in our registry, with valid options. */
     cdf_scheduler *s;
     if ((st = cdf_scheduler_create(&s, cls, j.root, NULL, err))) {
