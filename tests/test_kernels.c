@@ -146,26 +146,48 @@ static void test_conv(void **state) {
     check_conv(1, 16, 16, 64, 64, 3, 1, 1, 1, 1, 1, 0, CDF_COMPUTE_BF16, 1e-10);
 }
 
-static void check_attention(int64_t B, int64_t Nq, int64_t Nk, int64_t heads, int64_t D, int causal, int threads) {
+static void check_attention_c(int64_t B, int64_t Nq, int64_t Nk, int64_t heads, int64_t D, int causal, int threads,
+                              cdf_compute cp, double nmse_tol) {
     const int64_t C = heads * D;
     float *q = rnd((size_t)(B * Nq * C), 1.0f), *k = rnd((size_t)(B * Nk * C), 1.0f), *v = rnd((size_t)(B * Nk * C), 1.0f);
     float *o = malloc((size_t)(B * Nq * C) * sizeof(float)), *r = malloc((size_t)(B * Nq * C) * sizeof(float));
     float scale = 1.0f / sqrtf((float)D) * 2.0f; /* sharper than usual: exercises the online max */
-    cdf_ref_attention(r, q, k, v, B, Nq, Nk, heads, D, scale, causal);
+    if (cp == CDF_COMPUTE_BF16) {
+        /* The reference gets the operands as the kernel rounds them (q after scaling). */
+        float *qs = malloc((size_t)(B * Nq * C) * sizeof(float));
+        for (size_t i = 0; i < (size_t)(B * Nq * C); i++) qs[i] = cdf_bf16_to_f32(cdf_f32_to_bf16(q[i] * scale));
+        round_bf16(k, (size_t)(B * Nk * C));
+        round_bf16(v, (size_t)(B * Nk * C));
+        cdf_ref_attention(r, qs, k, v, B, Nq, Nk, heads, D, 1.0f, causal);
+        free(qs);
+    } else {
+        cdf_ref_attention(r, q, k, v, B, Nq, Nk, heads, D, scale, causal);
+    }
     cdf_exec *ex = new_exec(threads);
-    cdf_attn_shape s = {B, Nq, Nk, heads, D, (size_t)C, (size_t)C, (size_t)C, (size_t)C, scale, causal};
+    cdf_attn_shape s = {B, Nq, Nk, heads, D, (size_t)C, (size_t)C, (size_t)C, (size_t)C, scale, causal, cp};
     cdf_err err = {0};
     assert_int_equal(cdf_attention(ex, &s, o, q, k, v, &err), CDF_OK);
     char what[128];
-    snprintf(what, sizeof what, "attention B%lld Nq%lld Nk%lld h%lld D%lld%s t%d", (long long)B, (long long)Nq,
-             (long long)Nk, (long long)heads, (long long)D, causal ? " causal" : "", threads);
-    TU_ASSERT_CLOSE(what, o, r, (size_t)(B * Nq * C), 1.0, 1e-10);
+    snprintf(what, sizeof what, "attention B%lld Nq%lld Nk%lld h%lld D%lld%s t%d%s", (long long)B, (long long)Nq,
+             (long long)Nk, (long long)heads, (long long)D, causal ? " causal" : "", threads,
+             cp == CDF_COMPUTE_BF16 ? " bf16" : "");
+    TU_ASSERT_CLOSE(what, o, r, (size_t)(B * Nq * C), 1.0, nmse_tol);
     cdf_exec_free(ex);
     free(q); free(k); free(v); free(o); free(r);
 }
 
+static void check_attention(int64_t B, int64_t Nq, int64_t Nk, int64_t heads, int64_t D, int causal, int threads) {
+    check_attention_c(B, Nq, Nk, heads, D, causal, threads, CDF_COMPUTE_F32, 1e-10);
+}
+
 static void test_attention(void **state) {
     (void)state;
+    check_attention(1, 300, 2100, 2, 40, 0, 2); /* partial query tile, three key blocks (online softmax) */
+    check_attention(1, 200, 200, 2, 16, 1, 2);  /* causal over two query tiles */
+    /* bf16 operands: besides q, k, v (rounded in the reference too) the
+     * probabilities are rounded to bf16 before P V: relative error ~2^-9
+     * per term, averaging out over keys; NMSE bound 1e-5. */
+    check_attention_c(2, 300, 1500, 2, 40, 0, 2, CDF_COMPUTE_BF16, 1e-5);
     check_attention(2, 77, 77, 4, 8, 1, 0);    /* CLIP */
     check_attention(2, 256, 77, 8, 40, 0, 0);  /* cross-attention */
     check_attention(1, 300, 600, 2, 37, 0, 2); /* several key blocks, odd D */
@@ -225,7 +247,7 @@ static void test_thread_count_invariance(void **state) {
     assert_int_equal(cdf_conv2d_load(&c, be, &o, f, "c", C, C, 3, 1, 1, 1, 1, 1, &err), CDF_OK);
     float *y1 = malloc((size_t)(B * N * C) * sizeof(float)), *y2 = malloc((size_t)(B * N * C) * sizeof(float));
     float *a1 = malloc((size_t)(B * N * C) * sizeof(float)), *a2 = malloc((size_t)(B * N * C) * sizeof(float));
-    cdf_attn_shape s = {B, N, N, 8, 40, (size_t)C, (size_t)C, (size_t)C, (size_t)C, 0.158f, 0};
+    cdf_attn_shape s = {B, N, N, 8, 40, (size_t)C, (size_t)C, (size_t)C, (size_t)C, 0.158f, 0, CDF_COMPUTE_F32};
     cdf_exec *e1 = new_exec(1);
     assert_int_equal(cdf_conv2d_forward(e1, &c, y1, x, B, 16, 16, 0, &err), CDF_OK);
     assert_int_equal(cdf_attention(e1, &s, a1, x, x, x, &err), CDF_OK);

@@ -64,6 +64,11 @@ void cdf_exec_clear_cache(cdf_exec *ex) {
 void cdf_exec_free(cdf_exec *ex) {
     if (!ex) return;
     cdf_exec_clear_cache(ex);
+    if (ex->tstreams) {
+        for (int i = 0; i < ex->threads; i++)
+            if (ex->tstreams[i]) dnnl_stream_destroy(ex->tstreams[i]);
+        free(ex->tstreams);
+    }
     dnnl_stream_destroy(ex->stream);
     cdf_arena_free(&ex->arena);
     free(ex);
@@ -119,6 +124,21 @@ cdf_prim *cdf_exec_lookup(cdf_exec *ex, const cdf_prim_key *key, cdf_err *err) {
 }
 
 cdf_status cdf_exec_run(cdf_exec *ex, dnnl_primitive_t p, const cdf_bind *b, int n, cdf_err *err) {
+    return cdf_exec_run_on(ex, ex->stream, p, b, n, err);
+}
+
+cdf_status cdf_exec_thread_streams(cdf_exec *ex, cdf_err *err) {
+    if (ex->tstreams) return CDF_OK;
+    ex->tstreams = cdf_calloc((size_t)ex->threads, sizeof *ex->tstreams, err);
+    if (!ex->tstreams) return CDF_ERR_OUT_OF_MEMORY;
+    for (int i = 0; i < ex->threads; i++)
+        if (dnnl_stream_create(&ex->tstreams[i], ex->be->engine, dnnl_stream_default_flags) != dnnl_success)
+            return cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: cannot create a stream");
+    return CDF_OK;
+}
+
+cdf_status cdf_exec_run_on(cdf_exec *ex, dnnl_stream_t stream, dnnl_primitive_t p, const cdf_bind *b, int n,
+                           cdf_err *err) {
     dnnl_exec_arg_t args[6];
     dnnl_memory_t mem[6] = {0};
     cdf_status st = CDF_OK;
@@ -130,8 +150,7 @@ cdf_status cdf_exec_run(cdf_exec *ex, dnnl_primitive_t p, const cdf_bind *b, int
         args[i].arg = b[i].arg;
         args[i].memory = mem[i];
     }
-    if (dnnl_primitive_execute(p, ex->stream, n, args) != dnnl_success ||
-        dnnl_stream_wait(ex->stream) != dnnl_success)
+    if (dnnl_primitive_execute(p, stream, n, args) != dnnl_success || dnnl_stream_wait(stream) != dnnl_success)
         st = cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: primitive execution failed");
 out:
     for (int i = 0; i < n; i++)

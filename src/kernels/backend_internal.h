@@ -39,6 +39,7 @@ typedef struct cdf_prim {
 struct cdf_exec {
     cdf_backend *be;
     dnnl_stream_t stream;
+    dnnl_stream_t *tstreams;   /* one per worker thread, for primitives run inside parallel loops */
     int threads;
     cdf_arena arena;
     cdf_prim *cache;
@@ -81,6 +82,11 @@ typedef struct cdf_bind {
     void *ptr;
 } cdf_bind;
 cdf_status cdf_exec_run(cdf_exec *ex, dnnl_primitive_t p, const cdf_bind *b, int n, cdf_err *err);
+/* The same on a given stream (worker threads use their own). */
+cdf_status cdf_exec_run_on(cdf_exec *ex, dnnl_stream_t stream, dnnl_primitive_t p, const cdf_bind *b, int n,
+                           cdf_err *err);
+/* Per-thread streams, created on first use (call outside parallel regions). */
+cdf_status cdf_exec_thread_streams(cdf_exec *ex, cdf_err *err);
 
 /* float32 -> bf16 copy of x[M, K] (row stride ld) into dense scratch. */
 uint16_t *cdf_to_bf16_scratch(cdf_exec *ex, const float *x, int64_t M, int64_t K, size_t ld, cdf_err *err);

@@ -123,6 +123,7 @@ typedef struct cdf_attn_shape {
     size_t ldq, ldk, ldv, ldo;
     float scale;
     int causal;
+    cdf_compute compute; /* operand type of the two products (softmax stays float32) */
 } cdf_attn_shape;
 cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *s, float *out, const float *q, const float *k,
                          const float *v, cdf_err *err);

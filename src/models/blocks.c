@@ -96,6 +96,7 @@ cdf_status cdf_attention_load(cdf_attention_layer *a, const cdf_loader *ld, cons
     a->ctx_dim = a->self ? dim : ctx_dim;
     a->heads = heads;
     a->dhead = dhead;
+    a->compute = ld->wo->compute;
     const int64_t inner = heads * dhead;
     char q[512], k[512], v[512], o[512];
     /* diffusers names, or the deprecated VAE names older checkpoints carry */
@@ -133,7 +134,8 @@ cdf_status cdf_attention_forward(cdf_exec *ex, const cdf_attention_layer *a, flo
     cdf_status st = CDF_ERR_OUT_OF_MEMORY;
     float *o = cdf_arena_f32(ar, (size_t)(M * inner), err);
     if (!o) goto out;
-    cdf_attn_shape s = {B, N, 0, a->heads, a->dhead, 0, 0, 0, (size_t)inner, 1.0f / sqrtf((float)a->dhead), 0};
+    cdf_attn_shape s = {B, N, 0, a->heads, a->dhead, 0, 0, 0, (size_t)inner, 1.0f / sqrtf((float)a->dhead), 0,
+                        a->compute};
     if (a->self) {
         float *qkv = cdf_arena_f32(ar, (size_t)(M * 3 * inner), err);
         if (!qkv) goto out;

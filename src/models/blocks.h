@@ -36,6 +36,7 @@ cdf_status cdf_resnet_forward(cdf_exec *ex, const cdf_resnet *r, float *y, const
 typedef struct cdf_attention_layer {
     int64_t dim, ctx_dim, heads, dhead;
     int self;
+    cdf_compute compute;
     cdf_linear qkv;   /* self: [dim -> 3*inner]; cross: q only [dim -> inner] */
     cdf_linear kv;    /* cross: [ctx_dim -> 2*inner] */
     cdf_linear out;   /* [inner -> dim] with bias */

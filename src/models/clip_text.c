@@ -14,6 +14,7 @@ typedef struct clip_layer {
 
 struct cdf_clip_text {
     cdf_clip_config cfg;
+    cdf_compute compute;
     float *tok_emb;  /* [vocab, D] */
     float *pos_emb;  /* [max_positions, D] */
     clip_layer *layers;
@@ -75,6 +76,7 @@ cdf_status cdf_clip_text_create(cdf_clip_text **out, const cdf_backend *be, cons
     *out = NULL;
     cdf_clip_text *m = cdf_calloc(1, sizeof *m, err);
     if (!m) return CDF_ERR_OUT_OF_MEMORY;
+    m->compute = o->compute;
     cdf_status st = read_config(&m->cfg, config, err);
     if (st) goto fail;
     const cdf_clip_config *c = &m->cfg;
@@ -146,7 +148,7 @@ static cdf_status layer_forward(cdf_exec *ex, const cdf_clip_text *m, const clip
     cdf_layer_norm(ex, &l->ln1, x, h, M);
     if ((st = cdf_linear_forward(ex, &l->qkv, qkv, (size_t)(3 * D), x, (size_t)D, M, err))) goto out;
     const cdf_attn_shape as = {B, L, L, c->heads, hd, (size_t)(3 * D), (size_t)(3 * D), (size_t)(3 * D), (size_t)D,
-                               1.0f / sqrtf((float)hd), 1};
+                               1.0f / sqrtf((float)hd), 1, m->compute};
     if ((st = cdf_attention(ex, &as, x, qkv, qkv + D, qkv + 2 * D, err))) goto out;
     /* out_proj accumulates onto the residual: h += attn @ Wo^T + bo */
     if ((st = cdf_linear_forward(ex, &l->out, qkv, (size_t)D, x, (size_t)D, M, err))) goto out;

@@ -88,12 +88,19 @@ static cdf_status check_params(const cdf_pipeline *p, const cdf_generate_params 
                         g->n_prompts, g->num_images_per_prompt, MAX_BATCH);
     *H = g->height ? g->height : info.default_height;
     *W = g->width ? g->width : info.default_width;
-    const int64_t f = info.vae_scale_factor;
-    if (*H <= 0 || *W <= 0 || *H > MAX_SIDE || *W > MAX_SIDE || *H % f || *W % f)
+    /* diffusers requires multiples of 8 whatever the VAE; ours must also divide by its factor. */
+    int64_t a = 8, b = info.vae_scale_factor;
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    const int64_t m = 8 / a * info.vae_scale_factor; /* lcm(8, factor) */
+    if (*H <= 0 || *W <= 0 || *H > MAX_SIDE || *W > MAX_SIDE || *H % m || *W % m)
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT,
                         "image size %lldx%lld (width x height): both sides must be positive multiples of %lld "
-                        "(the VAE scale factor) and at most %d",
-                        (long long)*W, (long long)*H, (long long)f, MAX_SIDE);
+                        "and at most %d",
+                        (long long)*W, (long long)*H, (long long)m, MAX_SIDE);
     if (g->num_inference_steps < 1 || g->num_inference_steps > 1000)
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "num_inference_steps %d must be between 1 and 1000",
                         g->num_inference_steps);
@@ -112,14 +119,19 @@ static cdf_status check_params(const cdf_pipeline *p, const cdf_generate_params 
 }
 
 /* Encodes n prompts into emb[n, L, D]. */
-static cdf_status encode(cdf_pipeline *p, const char *const *prompts, size_t n, int skip, float *emb, cdf_err *err) {
+static cdf_status encode(cdf_pipeline *p, const char *const *prompts, size_t n, int skip, float *emb, const char *what,
+                         cdf_err *err) {
     const size_t L = cdf_tokenizer_max_length(p->m->tok);
     int64_t *ids = cdf_malloc(n * L, sizeof *ids, err);
     if (!ids) return CDF_ERR_OUT_OF_MEMORY;
     cdf_status st = CDF_OK;
     for (size_t i = 0; i < n && !st; i++) {
         st = cdf_tokenizer_encode(p->m->tok, prompts[i], ids + i * L, L, NULL, err);
-        if (st) cdf_err_prefix(err, "prompt %zu", i);
+        if (st) {
+            /* "prompt: invalid UTF-8 ..." -> "negative prompt 2: invalid UTF-8 ..." */
+            if (strncmp(err->msg, "prompt: ", 8) == 0) memmove(err->msg, err->msg + 8, strlen(err->msg + 8) + 1);
+            cdf_err_prefix(err, "%s %zu", what, i + 1);
+        }
     }
     cdf_clip_outputs o = {emb, NULL, NULL};
     if (!st) st = cdf_clip_text_forward(p->ex, p->m->te, ids, (int64_t)n, (int64_t)L, skip, &o, err);
@@ -177,14 +189,14 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
 
     /* 1. prompt embeddings; CFG batch = [uncond x B, cond x B], prompt-major */
     double t0 = now_s();
-    if ((st = encode(p, g->prompts, np, g->clip_skip, s.cond, err))) goto out;
+    if ((st = encode(p, g->prompts, np, g->clip_skip, s.cond, "prompt", err))) goto out;
     if (cfg) {
         /* diffusers 0.26.3 encodes negative prompts without clip_skip. */
         const char **neg = cdf_malloc(np, sizeof *neg, err);
         if (!neg) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
         for (size_t i = 0; i < np; i++)
             neg[i] = g->n_negative_prompts == 0 ? "" : g->negative_prompts[g->n_negative_prompts == 1 ? 0 : i];
-        st = encode(p, neg, np, 0, s.uncond, err);
+        st = encode(p, neg, np, 0, s.uncond, "negative prompt", err);
         free(neg);
         if (st) goto out;
     }

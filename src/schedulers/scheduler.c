@@ -26,7 +26,7 @@ cdf_status cdf_scheduler_create(cdf_scheduler **out, const char *class_name, con
             len += (size_t)w;
         }
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT,
-                        "unknown scheduler '%s'; valid classes: %s (or an alias, see cdf_scheduler_aliases)",
+                        "unknown scheduler '%s'; valid classes: %s (or an alias: cdiffusers list-schedulers)",
                         class_name ? class_name : "(null)", list);
     }
     const sched_class *cls = cdf_sched_find_class(a->class_name);
