@@ -40,18 +40,13 @@ static void scheduler_of(const cJSON *c, char *cls, size_t cap, char *overrides,
     }
 }
 
-static case_result run_case(cdf_model *m, const char *model, const char *name, const cJSON *c) {
+static case_result run_case(cdf_pipeline *p, const char *model, const char *name, const cJSON *c) {
     char rel[512], cls[128], ov[256];
     snprintf(rel, sizeof rel, "goldens/%s/pipeline/%s.safetensors", model, name);
     cdf_st_file *g = tu_open_ref(rel);
     scheduler_of(c, cls, sizeof cls, ov, sizeof ov);
-    cdf_pipeline_params pp;
-    cdf_pipeline_params_default(&pp);
-    pp.scheduler = cls;
-    pp.scheduler_config = ov[0] ? ov : NULL;
-    cdf_pipeline *p;
-    cdf_error_buf eb;
-    if (cdf_pipeline_create(&p, m, &pp, &eb)) fail_msg("%s: %s", name, eb.message);
+    if (cdf_pipeline_set_scheduler(p, cls, ov[0] ? ov : NULL)) fail_msg("%s: %s", name, cdf_pipeline_last_error(p));
+    assert_string_equal(cdf_pipeline_scheduler_class(p), cls);
     const cJSON *kw = cJSON_GetObjectItemCaseSensitive(c, "call_kwargs");
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(c, "inputs");
     cdf_generate_params gp;
@@ -111,7 +106,6 @@ static case_result run_case(cdf_model *m, const char *model, const char *name, c
     fflush(stdout);
     cdf_images_free(im);
     free(ref); free(ref8); free(latents);
-    cdf_pipeline_free(p);
     cdf_st_close(g);
     return r;
 }
@@ -129,16 +123,19 @@ static void run_model(const char *model) {
     cdf_model *m;
     cdf_error_buf eb;
     if (cdf_model_load(&m, &lp, &eb)) fail_msg("%s", eb.message);
+    cdf_pipeline *p;
+    if (cdf_pipeline_create(&p, m, NULL, &eb)) fail_msg("%s", eb.message);
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(man.root, "pipeline_cases"), *c;
     int count = 0, ok = 1;
     cJSON_ArrayForEach(c, cases) {
-        case_result r = run_case(m, model, c->string, c);
+        case_result r = run_case(p, model, c->string, c);
         ok &= r.max_abs <= 1e-3 && r.worse == 0 && r.off_by_one * 1000 < r.n;
         count++;
     }
     printf("  %s: %d cases\n", model, count);
     assert_true(count >= 7);
     assert_true(ok);
+    cdf_pipeline_free(p);
     cdf_model_free(m);
     cdf_json_free(&man);
 }
