@@ -18,7 +18,7 @@
 
 #include "core/dtype.h"
 #include "kernels/backend_internal.h"
-#include "kernels/simd_math.h"
+#include "kernels/simd.h"
 
 enum { KIND_ATTN_QK = 10, KIND_ATTN_PV = 11 };
 #define QT 128  /* query rows per tile */
@@ -77,14 +77,22 @@ typedef struct attn_plan {
 } attn_plan;
 
 static void pack_rows(void *dst, const float *src, size_t ld, int64_t rows, int64_t D, float scale, cdf_compute c) {
-    if (c == CDF_COMPUTE_BF16) {
-        uint16_t *d = dst;
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < D; j++) d[r * D + j] = cdf_f32_to_bf16(src[(size_t)r * ld + (size_t)j] * scale);
-    } else {
-        float *d = dst;
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < D; j++) d[r * D + j] = src[(size_t)r * ld + (size_t)j] * scale;
+    float tmp[1024];
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = src + (size_t)r * ld;
+        if (scale != 1.0f && D <= 1024) {
+            cdf_row_scale(tmp, x, (size_t)D, scale);
+            x = tmp;
+        } else if (scale != 1.0f) { /* very wide heads: element by element */
+            for (int64_t j = 0; j < D; j++) {
+                float v = x[j] * scale;
+                if (c == CDF_COMPUTE_BF16) ((uint16_t *)dst)[r * D + j] = cdf_f32_to_bf16(v);
+                else ((float *)dst)[r * D + j] = v;
+            }
+            continue;
+        }
+        if (c == CDF_COMPUTE_BF16) cdf_row_to_bf16((uint16_t *)dst + r * D, x, (size_t)D);
+        else memcpy((float *)dst + r * D, x, (size_t)D * sizeof(float));
     }
 }
 
@@ -118,39 +126,37 @@ static cdf_status run_tile(cdf_exec *ex, const attn_plan *pl, tile_ws *w, float 
                 int64_t lim = i0 + i + 1 - j0;
                 jn = lim < kn ? (lim > 0 ? lim : 0) : kn;
             }
-            float mx = w->m[i];
-            for (int64_t j = 0; j < jn; j++) mx = s[j] > mx ? s[j] : mx;
-            float sum = 0.0f;
-            for (int64_t j = 0; j < jn; j++) {
-                s[j] = cdf_expf(s[j] - mx);
-                sum += s[j];
-            }
-            for (int64_t j = jn; j < kn; j++) s[j] = 0.0f;
-            const float corr = jn ? cdf_expf(w->m[i] - mx) : 1.0f; /* m = -inf: exp clamps to ~0; o, l are 0 */
-            if (jn) w->m[i] = mx;
-            w->l[i] = w->l[i] * corr + sum;
             float *o = w->o + i * D;
-            for (int64_t d = 0; d < D; d++) o[d] *= corr;
-            if (bf)
-                for (int64_t j = 0; j < kn; j++) w->pb[i * kn + j] = cdf_f32_to_bf16(s[j]);
+            if (jn == 0) { /* every key of this block is masked for this row */
+                memset(s, 0, (size_t)kn * sizeof(float));
+            } else {
+                const float bm = cdf_row_max(s, (size_t)jn);
+                const float mx = bm > w->m[i] ? bm : w->m[i];
+                const float sum = cdf_row_exp_sum(s, (size_t)jn, mx);
+                if (jn < kn) memset(s + jn, 0, (size_t)(kn - jn) * sizeof(float));
+                /* rescale what earlier blocks accumulated (first block: m = -inf, o = l = 0) */
+                const float corr = w->m[i] == -INFINITY ? 0.0f : cdf_expf(w->m[i] - mx);
+                w->m[i] = mx;
+                w->l[i] = w->l[i] * corr + sum;
+                cdf_row_scale(o, o, (size_t)D, corr);
+            }
+            if (bf) cdf_row_to_bf16(w->pb + i * kn, s, (size_t)kn);
         }
         cdf_bind b2[4] = {{DNNL_ARG_SRC, &ppv->src_md, bf ? (void *)w->pb : (void *)w->s},
                           {DNNL_ARG_WEIGHTS, &ppv->wei_md, (char *)pl->vp + koff},
                           {DNNL_ARG_DST, &ppv->dst_md, w->op},
                           {DNNL_ARG_SCRATCHPAD, &ppv->bias_md, w->scratch}};
         if ((st = cdf_exec_run_on(ex, w->stream, ppv->prim, b2, 4, err))) return st;
-        for (int64_t k = 0; k < qn * D; k++) w->o[k] += w->op[k];
+        cdf_row_scale_add(w->o, w->op, (size_t)(qn * D), 1.0f);
     }
     float *ob = out + (size_t)(b * a->Nq + i0) * a->ldo + (size_t)(h * D);
-    for (int64_t i = 0; i < qn; i++) {
-        const float inv = 1.0f / w->l[i];
-        for (int64_t d = 0; d < D; d++) ob[(size_t)i * a->ldo + (size_t)d] = w->o[i * D + d] * inv;
-    }
+    for (int64_t i = 0; i < qn; i++) cdf_row_scale(ob + (size_t)i * a->ldo, w->o + i * D, (size_t)D, 1.0f / w->l[i]);
     return CDF_OK;
 }
 
 cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, float *out, const float *q, const float *k,
                          const float *v, cdf_err *err) {
+    PROF_BEGIN(ex);
     const int nt = cdf_exec_threads(ex);
     const int64_t D = a->D, BH = a->B * a->heads;
     attn_plan pl;
@@ -233,5 +239,6 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, float *out, cons
         }
     /* QK^T and PV, counted in full even for causal masks (as FLOP bounds do) */
     ex->flops += 4 * (uint64_t)(a->B * a->heads) * (uint64_t)(a->Nq * a->Nk) * (uint64_t)a->D;
+    PROF_END(ex, CDF_PROF_ATTENTION);
     return CDF_OK;
 }

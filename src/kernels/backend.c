@@ -2,10 +2,12 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/dtype.h"
 #include "kernels/backend_internal.h"
+#include "kernels/simd.h"
 
 void *cdf_aligned_alloc(size_t bytes, cdf_err *err) {
     void *p = NULL;
@@ -76,6 +78,21 @@ void cdf_exec_free(cdf_exec *ex) {
 
 int cdf_exec_threads(const cdf_exec *ex) { return ex->threads; }
 uint64_t cdf_exec_flops(const cdf_exec *ex) { return ex->flops; }
+
+double cdf_prof_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+void cdf_exec_profile(cdf_exec *ex, int enable) {
+    ex->profile = enable;
+    memset(ex->prof, 0, sizeof ex->prof);
+}
+double cdf_exec_profile_seconds(const cdf_exec *ex, cdf_prof_kind k) { return ex->prof[k]; }
+const char *cdf_prof_name(cdf_prof_kind k) {
+    static const char *const n[] = {"conv", "linear", "attention", "norm", "elementwise", "convert"};
+    return (unsigned)k < CDF_PROF_COUNT ? n[k] : "?";
+}
 void cdf_exec_reset_flops(cdf_exec *ex) { ex->flops = 0; }
 cdf_arena *cdf_exec_arena(cdf_exec *ex) { return &ex->arena; }
 void cdf_exec_begin(cdf_exec *ex) { omp_set_num_threads(ex->threads); }
@@ -252,6 +269,7 @@ cdf_status cdf_packed_use(cdf_exec *ex, const struct cdf_packed *p, void **data,
     float *w = cdf_arena_f32(&ex->arena, n, err);
     if (!w) return CDF_ERR_OUT_OF_MEMORY;
     const uint16_t *h = p->data;
+    PROF_BEGIN(ex);
     if (p->storage == CDF_DTYPE_F16) {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) w[i] = cdf_f16_to_f32(h[i]);
@@ -259,6 +277,7 @@ cdf_status cdf_packed_use(cdf_exec *ex, const struct cdf_packed *p, void **data,
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) w[i] = cdf_bf16_to_f32(h[i]);
     }
+    PROF_END(ex, CDF_PROF_CONVERT);
     *data = w;
     *md = &p->md_f32;
     return CDF_OK;
@@ -267,8 +286,9 @@ cdf_status cdf_packed_use(cdf_exec *ex, const struct cdf_packed *p, void **data,
 uint16_t *cdf_to_bf16_scratch(cdf_exec *ex, const float *x, int64_t M, int64_t K, size_t ld, cdf_err *err) {
     uint16_t *y = cdf_arena_alloc(&ex->arena, (size_t)M * (size_t)K * 2, err);
     if (!y) return NULL;
+    PROF_BEGIN(ex);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < K; j++) y[i * K + j] = cdf_f32_to_bf16(x[(size_t)i * ld + (size_t)j]);
+    for (int64_t i = 0; i < M; i++) cdf_row_to_bf16(y + i * K, x + (size_t)i * ld, (size_t)K);
+    PROF_END(ex, CDF_PROF_CONVERT);
     return y;
 }

@@ -45,7 +45,15 @@ struct cdf_exec {
     cdf_prim *cache;
     size_t cache_cap, cache_count;
     uint64_t flops; /* multiply-adds x 2 of matrix products run so far */
+    int profile;
+    double prof[CDF_PROF_COUNT];
 };
+
+/* Profiling: PROF_BEGIN(ex) ... PROF_END(ex, kind) around a kernel body. */
+double cdf_prof_now(void);
+#define PROF_BEGIN(ex) const double prof_t0_ = (ex)->profile ? cdf_prof_now() : 0.0
+#define PROF_END(ex, kind) \
+    do { if ((ex)->profile) (ex)->prof[kind] += cdf_prof_now() - prof_t0_; } while (0)
 
 #define CDF_DNNL(call, err, what)                                                                        \
     do {                                                                                                 \

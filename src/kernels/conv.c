@@ -166,7 +166,9 @@ cdf_status cdf_conv2d_forward(cdf_exec *ex, const cdf_conv2d *c, float *y, const
                      {DNNL_ARG_WEIGHTS, &e->wei_md, wdata},
                      {DNNL_ARG_BIAS, &e->bias_md, c->bias},
                      {DNNL_ARG_DST, &e->dst_md, y}};
+    PROF_BEGIN(ex);
     st = cdf_exec_run(ex, e->prim, b, 4, err);
+    PROF_END(ex, CDF_PROF_CONV);
     int64_t Ho, Wo;
     cdf_conv2d_out_size(c, H, W, &Ho, &Wo);
     ex->flops += 2 * (uint64_t)(B * Ho * Wo) * (uint64_t)(c->cout * c->cin * c->kh * c->kw);

@@ -2,39 +2,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/kernels.h"
-#include "kernels/simd_math.h"
+#include "kernels/backend_internal.h"
+#include "kernels/simd.h"
 
 void cdf_silu(cdf_exec *ex, float *y, const float *x, size_t n) {
-    (void)ex;
+    PROF_BEGIN(ex);
+    const size_t chunk = 4096;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + cdf_expf(-x[i]));
+    for (size_t i = 0; i < n; i += chunk) cdf_row_silu(y + i, x + i, n - i < chunk ? n - i : chunk);
+    PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_gelu_erf(cdf_exec *ex, float *y, const float *x, size_t n) {
-    (void)ex;
+    PROF_BEGIN(ex);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + cdf_erff(x[i] * 0.70710678118654752f));
+    PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_quick_gelu(cdf_exec *ex, float *y, const float *x, size_t n) {
-    (void)ex;
+    PROF_BEGIN(ex);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) y[i] = x[i] * cdf_sigmoidf(1.702f * x[i]);
+    PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_geglu(cdf_exec *ex, float *y, size_t ldy, const float *h, int64_t M, int64_t F) {
-    (void)ex;
+    PROF_BEGIN(ex);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; i++) {
-        const float *a = h + i * 2 * F, *g = a + F;
-        float *o = y + (size_t)i * ldy;
-        for (int64_t j = 0; j < F; j++) o[j] = a[j] * (0.5f * g[j] * (1.0f + cdf_erff(g[j] * 0.70710678118654752f)));
+        const float *a = h + i * 2 * F;
+        cdf_row_geglu(y + (size_t)i * ldy, a, a + F, (size_t)F);
     }
+    PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_add_scaled(cdf_exec *ex, float *y, const float *a, const float *b, size_t n, float scale) {
-    (void)ex;
+    PROF_BEGIN(ex);
     if (scale == 1.0f) {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
@@ -42,10 +46,11 @@ void cdf_add_scaled(cdf_exec *ex, float *y, const float *a, const float *b, size
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) y[i] = (a[i] + b[i]) / scale;
     }
+    PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_add_channel_bias(cdf_exec *ex, float *y, const float *v, int64_t B, int64_t HW, int64_t C) {
-    (void)ex;
+    PROF_BEGIN(ex);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++)
         for (int64_t r = 0; r < HW; r++) {
@@ -53,11 +58,12 @@ void cdf_add_channel_bias(cdf_exec *ex, float *y, const float *v, int64_t B, int
             const float *vb = v + b * C;
             for (int64_t c = 0; c < C; c++) yr[c] += vb[c];
         }
+    PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_upsample_nearest(cdf_exec *ex, float *y, const float *x, int64_t B, int64_t H, int64_t W, int64_t C,
                           int64_t Ho, int64_t Wo) {
-    (void)ex;
+    PROF_BEGIN(ex);
     /* PyTorch (upsample_nearest2d, no scale given): scale = in / out as
      * float, src = min((int)(dst * scale), in - 1). */
     const float sh = (float)H / (float)Ho, sw = (float)W / (float)Wo;
@@ -72,16 +78,18 @@ void cdf_upsample_nearest(cdf_exec *ex, float *y, const float *x, int64_t B, int
                 memcpy(y + ((b * Ho + oy) * Wo + ox) * C, x + ((b * H + iy) * W + ix) * C, (size_t)C * sizeof(float));
             }
         }
+    PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_concat_channels(cdf_exec *ex, float *y, const float *a, int64_t Ca, const float *b, int64_t Cb,
                          int64_t rows) {
-    (void)ex;
+    PROF_BEGIN(ex);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         memcpy(y + r * (Ca + Cb), a + r * Ca, (size_t)Ca * sizeof(float));
         memcpy(y + r * (Ca + Cb) + Ca, b + r * Cb, (size_t)Cb * sizeof(float));
     }
+    PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_nchw_to_nhwc(float *y, const float *x, int64_t B, int64_t C, int64_t H, int64_t W) {

@@ -49,6 +49,18 @@ void cdf_exec_clear_cache(cdf_exec *ex);
  * benchmarks. */
 uint64_t cdf_exec_flops(const cdf_exec *ex);
 void cdf_exec_reset_flops(cdf_exec *ex);
+/* Time spent per kernel family (benchmarks): enable, then read seconds. */
+typedef enum cdf_prof_kind {
+    CDF_PROF_CONV, CDF_PROF_LINEAR, CDF_PROF_ATTENTION, CDF_PROF_NORM, CDF_PROF_ELEMENTWISE, CDF_PROF_CONVERT,
+    CDF_PROF_COUNT
+} cdf_prof_kind;
+void cdf_exec_profile(cdf_exec *ex, int enable);
+double cdf_exec_profile_seconds(const cdf_exec *ex, cdf_prof_kind kind);
+const char *cdf_prof_name(cdf_prof_kind kind);
+
+/* GFLOP/s of the GEMM library on an N x N x N product with operands already
+ * in the compute type (best of `runs`); the yardstick of the benchmarks. */
+double cdf_gemm_benchmark(cdf_exec *ex, cdf_compute c, int64_t N, int runs);
 
 /* How a model's weights are kept in memory and used. */
 typedef struct cdf_weight_opts {

@@ -152,7 +152,9 @@ cdf_status cdf_linear_forward(cdf_exec *ex, const cdf_linear *l, float *y, size_
                      {DNNL_ARG_WEIGHTS, &c->wei_md, wdata},
                      {DNNL_ARG_DST, &c->dst_md, y},
                      {DNNL_ARG_BIAS, &c->bias_md, l->bias}};
+    PROF_BEGIN(ex);
     st = cdf_exec_run(ex, c->prim, b, l->bias ? 4 : 3, err);
+    PROF_END(ex, CDF_PROF_LINEAR);
     ex->flops += 2 * (uint64_t)M * (uint64_t)l->in * (uint64_t)l->out;
 out:
     cdf_arena_reset(&ex->arena, mark);

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/kernels.h"
-#include "kernels/simd_math.h"
+#include "kernels/backend_internal.h"
+#include <omp.h>
+
+#include "kernels/simd.h"
 
 #define GN_CHUNK 64 /* rows per partial sum */
 
@@ -41,39 +43,46 @@ void cdf_norm_free(cdf_norm *n) {
 
 cdf_status cdf_group_norm(cdf_exec *ex, const cdf_norm *n, float *y, const float *x, int64_t B, int64_t HW,
                           int silu, cdf_err *err) {
+    PROF_BEGIN(ex);
     const int64_t C = n->c, G = n->groups, cg = C / G;
     const int64_t nchunks = (HW + GN_CHUNK - 1) / GN_CHUNK;
     cdf_arena *ar = cdf_exec_arena(ex);
     cdf_arena_mark mark = cdf_arena_save(ar);
-    /* Partial sums per (b, chunk, channel) then folded per group. */
+    /* Per (b, chunk, channel) partial sums, float within a chunk of at most
+     * 64 rows, double across chunks. */
     double *part = cdf_arena_alloc(ar, (size_t)(B * nchunks * C) * sizeof(double), err);
     float *scale = cdf_arena_f32(ar, (size_t)(B * C), err);
     float *shift = cdf_arena_f32(ar, (size_t)(B * C), err);
+    float *meanc = cdf_arena_f32(ar, (size_t)(B * C), err);
+    float *acc = cdf_arena_f32(ar, (size_t)(cdf_exec_threads(ex) * C), err);
     double *mean = cdf_arena_alloc(ar, (size_t)(B * G) * sizeof(double), err);
-    if (!part || !scale || !shift || !mean) {
+    if (!part || !scale || !shift || !meanc || !acc || !mean) {
         cdf_arena_reset(ar, mark);
         return CDF_ERR_OUT_OF_MEMORY;
     }
     const double cnt = (double)(HW * cg);
+    const int nt = cdf_exec_threads(ex); /* acc has one row per thread */
     for (int pass = 0; pass < 2; pass++) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
         for (int64_t b = 0; b < B; b++)
             for (int64_t k = 0; k < nchunks; k++) {
-                double *acc = part + (b * nchunks + k) * C;
-                for (int64_t c = 0; c < C; c++) acc[c] = 0;
-                int64_t r1 = (k + 1) * GN_CHUNK < HW ? (k + 1) * GN_CHUNK : HW;
+                float *a = acc + (int64_t)omp_get_thread_num() * C;
+                for (int64_t c = 0; c < C; c++) a[c] = 0.0f;
+                const int64_t r1 = (k + 1) * GN_CHUNK < HW ? (k + 1) * GN_CHUNK : HW;
+                const float *mc = meanc + b * C;
                 for (int64_t r = k * GN_CHUNK; r < r1; r++) {
                     const float *xr = x + (b * HW + r) * C;
                     if (pass == 0) {
-                        for (int64_t c = 0; c < C; c++) acc[c] += xr[c];
+                        for (int64_t c = 0; c < C; c++) a[c] += xr[c];
                     } else {
-                        const double *mb = mean + b * G;
                         for (int64_t c = 0; c < C; c++) {
-                            double d = xr[c] - mb[c / cg];
-                            acc[c] += d * d;
+                            const float d = xr[c] - mc[c];
+                            a[c] += d * d;
                         }
                     }
                 }
+                double *pp = part + (b * nchunks + k) * C;
+                for (int64_t c = 0; c < C; c++) pp[c] = a[c];
             }
         for (int64_t b = 0; b < B; b++)
             for (int64_t g = 0; g < G; g++) {
@@ -82,6 +91,7 @@ cdf_status cdf_group_norm(cdf_exec *ex, const cdf_norm *n, float *y, const float
                     for (int64_t c = g * cg; c < (g + 1) * cg; c++) s += part[(b * nchunks + k) * C + c];
                 if (pass == 0) {
                     mean[b * G + g] = s / cnt;
+                    for (int64_t c = g * cg; c < (g + 1) * cg; c++) meanc[b * C + c] = (float)(s / cnt);
                 } else {
                     float rstd = (float)(1.0 / sqrt(s / cnt + (double)n->eps));
                     for (int64_t c = g * cg; c < (g + 1) * cg; c++) {
@@ -93,39 +103,24 @@ cdf_status cdf_group_norm(cdf_exec *ex, const cdf_norm *n, float *y, const float
     }
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; b++)
-        for (int64_t r = 0; r < HW; r++) {
-            const float *xr = x + (b * HW + r) * C;
-            float *yr = y + (b * HW + r) * C;
-            const float *sc = scale + b * C, *sh = shift + b * C;
-            if (silu) {
-                for (int64_t c = 0; c < C; c++) {
-                    float v = xr[c] * sc[c] + sh[c];
-                    yr[c] = v / (1.0f + cdf_expf(-v));
-                }
-            } else {
-                for (int64_t c = 0; c < C; c++) yr[c] = xr[c] * sc[c] + sh[c];
-            }
-        }
+        for (int64_t r = 0; r < HW; r++)
+            cdf_row_affine(y + (b * HW + r) * C, x + (b * HW + r) * C, scale + b * C, shift + b * C, (size_t)C, silu);
     cdf_arena_reset(ar, mark);
+    PROF_END(ex, CDF_PROF_NORM);
     return CDF_OK;
 }
 
 void cdf_layer_norm(cdf_exec *ex, const cdf_norm *n, float *y, const float *x, int64_t M) {
-    (void)ex;
+    PROF_BEGIN(ex);
     const int64_t C = n->c;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; i++) {
         const float *xr = x + i * C;
         float *yr = y + i * C;
-        double s = 0, ss = 0;
-        for (int64_t c = 0; c < C; c++) s += xr[c];
-        double mean = s / (double)C;
-        for (int64_t c = 0; c < C; c++) {
-            double d = xr[c] - mean;
-            ss += d * d;
-        }
-        float rstd = (float)(1.0 / sqrt(ss / (double)C + (double)n->eps));
-        float m = (float)mean;
-        for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - m) * rstd * n->gamma[c] + n->beta[c];
+        const float mean = cdf_row_sum(xr, (size_t)C) / (float)C;
+        const float var = cdf_row_sqdev(xr, (size_t)C, mean) / (float)C;
+        const float rstd = 1.0f / sqrtf(var + n->eps);
+        for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - mean) * rstd * n->gamma[c] + n->beta[c];
     }
+    PROF_END(ex, CDF_PROF_NORM);
 }
