@@ -164,7 +164,7 @@ static void check_attention_c(int64_t B, int64_t Nq, int64_t Nk, int64_t heads, 
         cdf_ref_attention(r, q, k, v, B, Nq, Nk, heads, D, scale, causal);
     }
     cdf_exec *ex = new_exec(threads);
-    cdf_attn_shape s = {B, Nq, Nk, heads, D, (size_t)C, (size_t)C, (size_t)C, (size_t)C, scale, causal, cp};
+    cdf_attn_shape s = {B, Nq, Nk, heads, D, (size_t)C, (size_t)C, (size_t)C, (size_t)C, scale, causal, cp, 0};
     cdf_err err = {0};
     assert_int_equal(cdf_attention(ex, &s, o, q, k, v, &err), CDF_OK);
     char what[128];
@@ -247,7 +247,7 @@ static void test_thread_count_invariance(void **state) {
     assert_int_equal(cdf_conv2d_load(&c, be, &o, f, "c", C, C, 3, 1, 1, 1, 1, 1, &err), CDF_OK);
     float *y1 = malloc((size_t)(B * N * C) * sizeof(float)), *y2 = malloc((size_t)(B * N * C) * sizeof(float));
     float *a1 = malloc((size_t)(B * N * C) * sizeof(float)), *a2 = malloc((size_t)(B * N * C) * sizeof(float));
-    cdf_attn_shape s = {B, N, N, 8, 40, (size_t)C, (size_t)C, (size_t)C, (size_t)C, 0.158f, 0, CDF_COMPUTE_F32};
+    cdf_attn_shape s = {B, N, N, 8, 40, (size_t)C, (size_t)C, (size_t)C, (size_t)C, 0.158f, 0, CDF_COMPUTE_F32, 0};
     cdf_exec *e1 = new_exec(1);
     assert_int_equal(cdf_conv2d_forward(e1, &c, y1, x, B, 16, 16, 0, &err), CDF_OK);
     assert_int_equal(cdf_attention(e1, &s, a1, x, x, x, &err), CDF_OK);

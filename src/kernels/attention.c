@@ -96,7 +96,7 @@ static void pack_rows(void *dst, const float *src, size_t ld, int64_t rows, int6
     }
 }
 
-static cdf_status run_tile(cdf_exec *ex, const attn_plan *pl, tile_ws *w, float *out, const float *q, int64_t b,
+static cdf_status run_tile(cdf_exec *ex, const attn_plan *pl, tile_ws *w, void *out, const float *q, int64_t b,
                            int64_t h, int64_t i0, cdf_err *err) {
     const cdf_attn_shape *a = pl->a;
     const int64_t D = a->D, qn = i0 + pl->qfull <= a->Nq ? pl->qfull : a->Nq - i0;
@@ -149,12 +149,19 @@ static cdf_status run_tile(cdf_exec *ex, const attn_plan *pl, tile_ws *w, float 
         if ((st = cdf_exec_run_on(ex, w->stream, ppv->prim, b2, 4, err))) return st;
         cdf_row_scale_add(w->o, w->op, (size_t)(qn * D), 1.0f);
     }
-    float *ob = out + (size_t)(b * a->Nq + i0) * a->ldo + (size_t)(h * D);
-    for (int64_t i = 0; i < qn; i++) cdf_row_scale(ob + (size_t)i * a->ldo, w->o + i * D, (size_t)D, 1.0f / w->l[i]);
+    const size_t ob = (size_t)(b * a->Nq + i0) * a->ldo + (size_t)(h * D);
+    for (int64_t i = 0; i < qn; i++) {
+        if (a->out_bf16) {
+            cdf_row_scale(w->o + i * D, w->o + i * D, (size_t)D, 1.0f / w->l[i]);
+            cdf_row_to_bf16((uint16_t *)out + ob + (size_t)i * a->ldo, w->o + i * D, (size_t)D);
+        } else {
+            cdf_row_scale((float *)out + ob + (size_t)i * a->ldo, w->o + i * D, (size_t)D, 1.0f / w->l[i]);
+        }
+    }
     return CDF_OK;
 }
 
-cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, float *out, const float *q, const float *k,
+cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, void *out, const float *q, const float *k,
                          const float *v, cdf_err *err) {
     PROF_BEGIN(ex);
     const int nt = cdf_exec_threads(ex);

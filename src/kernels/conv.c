@@ -138,8 +138,12 @@ static cdf_status prepare(cdf_exec *ex, const cdf_conv2d *c, cdf_prim *e, int64_
     return CDF_OK;
 }
 
-cdf_status cdf_conv2d_forward(cdf_exec *ex, const cdf_conv2d *c, float *y, const float *x, int64_t B, int64_t H,
-                              int64_t W, int accumulate, cdf_err *err) {
+int cdf_conv2d_is_bf16(const cdf_conv2d *c) { return c->w->compute == CDF_COMPUTE_BF16; }
+
+cdf_status cdf_conv2d_forward_x(cdf_exec *ex, const cdf_conv2d *c, float *y, const void *x, int x_bf16, int64_t B,
+                                int64_t H, int64_t W, int accumulate, cdf_err *err) {
+    const int bf = c->w->compute == CDF_COMPUTE_BF16;
+    if (x_bf16 && !bf) return cdf_errf(err, CDF_ERR_INTERNAL, "conv2d: bf16 input for a float32 layer");
     cdf_prim_key key = {{KIND_CONV, B, H, W, c->cin, c->cout, c->kh * 1000 + c->stride,
                          ((int64_t)c->pad_t << 24) | (c->pad_l << 16) | (c->pad_b << 8) | c->pad_r,
                          c->w->compute, accumulate}};
@@ -148,9 +152,8 @@ cdf_status cdf_conv2d_forward(cdf_exec *ex, const cdf_conv2d *c, float *y, const
     cdf_status st;
     if (!e->prim && (st = prepare(ex, c, e, B, H, W, accumulate, err))) return st;
     cdf_arena_mark mark = cdf_arena_save(&ex->arena);
-    void *src = (void *)x;
-    if (c->w->compute == CDF_COMPUTE_BF16 &&
-        !(src = cdf_to_bf16_scratch(ex, x, B * H * W, c->cin, (size_t)c->cin, err)))
+    const void *src = x;
+    if (bf && !x_bf16 && !(src = cdf_to_bf16_scratch(ex, x, B * H * W, c->cin, (size_t)c->cin, err)))
         return CDF_ERR_OUT_OF_MEMORY;
     void *wdata;
     const dnnl_memory_desc_t *wmd;
@@ -162,7 +165,7 @@ cdf_status cdf_conv2d_forward(cdf_exec *ex, const cdf_conv2d *c, float *y, const
         if ((st = cdf_exec_run(ex, e->wei_reorder, rb, 2, err))) goto out;
         wdata = w2;
     }
-    cdf_bind b[4] = {{DNNL_ARG_SRC, &e->src_md, src},
+    cdf_bind b[4] = {{DNNL_ARG_SRC, &e->src_md, (void *)src},
                      {DNNL_ARG_WEIGHTS, &e->wei_md, wdata},
                      {DNNL_ARG_BIAS, &e->bias_md, c->bias},
                      {DNNL_ARG_DST, &e->dst_md, y}};
@@ -175,4 +178,9 @@ cdf_status cdf_conv2d_forward(cdf_exec *ex, const cdf_conv2d *c, float *y, const
 out:
     cdf_arena_reset(&ex->arena, mark);
     return st;
+}
+
+cdf_status cdf_conv2d_forward(cdf_exec *ex, const cdf_conv2d *c, float *y, const float *x, int64_t B, int64_t H,
+                              int64_t W, int accumulate, cdf_err *err) {
+    return cdf_conv2d_forward_x(ex, c, y, x, 0, B, H, W, accumulate, err);
 }

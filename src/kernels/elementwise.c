@@ -37,6 +37,23 @@ void cdf_geglu(cdf_exec *ex, float *y, size_t ldy, const float *h, int64_t M, in
     PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
+void cdf_geglu_bf16(cdf_exec *ex, uint16_t *y, size_t ldy, const float *h, int64_t M, int64_t F) {
+    PROF_BEGIN(ex);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++) {
+        const float *a = h + i * 2 * F;
+        uint16_t *o = y + (size_t)i * ldy;
+        float tmp[256];
+        /* in chunks: every chunk is read before its (shorter) bf16 result is written */
+        for (int64_t j = 0; j < F; j += 256) {
+            const int64_t n = F - j < 256 ? F - j : 256;
+            cdf_row_geglu(tmp, a + j, a + F + j, (size_t)n);
+            cdf_row_to_bf16(o + j, tmp, (size_t)n);
+        }
+    }
+    PROF_END(ex, CDF_PROF_ELEMENTWISE);
+}
+
 void cdf_add_scaled(cdf_exec *ex, float *y, const float *a, const float *b, size_t n, float scale) {
     PROF_BEGIN(ex);
     if (scale == 1.0f) {

@@ -84,6 +84,12 @@ void cdf_linear_free(cdf_linear *l);
 /* Row strides ldx >= in, ldy >= out (elements). */
 cdf_status cdf_linear_forward(cdf_exec *ex, const cdf_linear *l, float *y, size_t ldy, const float *x, size_t ldx,
                               int64_t M, cdf_err *err);
+/* The same with x either float32 or, when the layer computes in bf16,
+ * already bf16 (x_bf16 = 1): producers that write bf16 save a conversion. */
+cdf_status cdf_linear_forward_x(cdf_exec *ex, const cdf_linear *l, float *y, size_t ldy, const void *x, int x_bf16,
+                                size_t ldx, int64_t M, cdf_err *err);
+/* 1 when the layer's products take bf16 operands. */
+int cdf_linear_is_bf16(const cdf_linear *l);
 
 /* ---- conv2d on NHWC: y[B, Ho, Wo, Cout] = conv(x[B, H, W, Cin]) + b ----
  * Padding is given per side (top, left, bottom, right) so Downsample2D's
@@ -104,6 +110,9 @@ void cdf_conv2d_out_size(const cdf_conv2d *c, int64_t h, int64_t w, int64_t *ho,
 /* If accumulate, y += conv(x) (y holds e.g. the residual), else y = conv(x). */
 cdf_status cdf_conv2d_forward(cdf_exec *ex, const cdf_conv2d *c, float *y, const float *x, int64_t B, int64_t H,
                               int64_t W, int accumulate, cdf_err *err);
+cdf_status cdf_conv2d_forward_x(cdf_exec *ex, const cdf_conv2d *c, float *y, const void *x, int x_bf16, int64_t B,
+                                int64_t H, int64_t W, int accumulate, cdf_err *err);
+int cdf_conv2d_is_bf16(const cdf_conv2d *c);
 
 /* ---- normalisation ---- */
 /* Per-channel affine parameters loaded from "<prefix>.weight/.bias" ([C]). */
@@ -120,8 +129,12 @@ void cdf_norm_free(cdf_norm *n);
 /* GroupNorm over x[B, HW, C] (channels-last), optionally followed by SiLU. */
 cdf_status cdf_group_norm(cdf_exec *ex, const cdf_norm *n, float *y, const float *x, int64_t B, int64_t HW,
                           int silu, cdf_err *err);
-/* LayerNorm over the last dim of x[M, C]. */
+/* The same writing bf16 when y_bf16 (input of a bf16 product). */
+cdf_status cdf_group_norm_x(cdf_exec *ex, const cdf_norm *n, void *y, int y_bf16, const float *x, int64_t B,
+                            int64_t HW, int silu, cdf_err *err);
+/* LayerNorm over the last dim of x[M, C]; y float32, or bf16 when y_bf16. */
 void cdf_layer_norm(cdf_exec *ex, const cdf_norm *n, float *y, const float *x, int64_t M);
+void cdf_layer_norm_x(cdf_exec *ex, const cdf_norm *n, void *y, int y_bf16, const float *x, int64_t M);
 
 /* ---- attention ----
  * out[b, i, h*D + d] = sum_j softmax_j(scale * q[b,i,h,:] . k[b,j,h,:]) v[b,j,h,d]
@@ -136,8 +149,9 @@ typedef struct cdf_attn_shape {
     float scale;
     int causal;
     cdf_compute compute; /* operand type of the two products (softmax stays float32) */
+    int out_bf16;        /* out is bf16 (ldo in bf16 elements), e.g. for a bf16 projection */
 } cdf_attn_shape;
-cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *s, float *out, const float *q, const float *k,
+cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *s, void *out, const float *q, const float *k,
                          const float *v, cdf_err *err);
 
 /* ---- element-wise and data movement (all in place allowed where y == x) ---- */
@@ -147,6 +161,9 @@ void cdf_quick_gelu(cdf_exec *ex, float *y, const float *x, size_t n);
 /* GEGLU: h[M, 2F] -> y[M, F] (row stride ldy) = h[:, :F] * gelu(h[:, F:]).
  * y == h with ldy == 2F is allowed (each row overwrites its own first half). */
 void cdf_geglu(cdf_exec *ex, float *y, size_t ldy, const float *h, int64_t M, int64_t F);
+/* The same writing bf16 (ldy in bf16 elements); y == h allowed (row i's result
+ * overwrites the start of row i). */
+void cdf_geglu_bf16(cdf_exec *ex, uint16_t *y, size_t ldy, const float *h, int64_t M, int64_t F);
 /* y = (a + b) * scale */
 void cdf_add_scaled(cdf_exec *ex, float *y, const float *a, const float *b, size_t n, float scale);
 /* y[b, hw, c] += v[b, c] (per-sample channel bias, e.g. the time embedding) */

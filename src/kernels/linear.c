@@ -21,9 +21,7 @@ static dnnl_status_t make_pd(dnnl_primitive_desc_t *pd, const cdf_backend *be, c
                              dnnl_memory_desc_t *src, dnnl_memory_desc_t *bias, dnnl_memory_desc_t *dst) {
     dnnl_dims_t sd = {M, K}, ss = {(dnnl_dim_t)ldx, 1}, dd = {M, N}, ds = {(dnnl_dim_t)ldy, 1}, bd = {1, N};
     dnnl_status_t s;
-    if (c == CDF_COMPUTE_BF16) s = dnnl_memory_desc_init_by_tag(src, 2, sd, dnnl_bf16, dnnl_ab); /* dense copy */
-    else s = dnnl_memory_desc_init_by_strides(src, 2, sd, dnnl_f32, ss);
-    if (s) return s;
+    if ((s = dnnl_memory_desc_init_by_strides(src, 2, sd, act_dt(c), ss))) return s;
     if ((s = dnnl_memory_desc_init_by_strides(dst, 2, dd, dnnl_f32, ds))) return s;
     if ((s = dnnl_memory_desc_init_by_tag(bias, 2, bd, dnnl_f32, dnnl_ab))) return s;
     dnnl_matmul_desc_t md;
@@ -125,19 +123,24 @@ static cdf_status prepare(cdf_exec *ex, const cdf_linear *l, cdf_prim *c, int64_
     return CDF_OK;
 }
 
-cdf_status cdf_linear_forward(cdf_exec *ex, const cdf_linear *l, float *y, size_t ldy, const float *x, size_t ldx,
-                              int64_t M, cdf_err *err) {
+int cdf_linear_is_bf16(const cdf_linear *l) { return l->w->compute == CDF_COMPUTE_BF16; }
+
+cdf_status cdf_linear_forward_x(cdf_exec *ex, const cdf_linear *l, float *y, size_t ldy, const void *x, int x_bf16,
+                                size_t ldx, int64_t M, cdf_err *err) {
     if (M == 0) return CDF_OK;
+    const int bf = l->w->compute == CDF_COMPUTE_BF16;
+    if (x_bf16 && !bf) return cdf_errf(err, CDF_ERR_INTERNAL, "linear: bf16 input for a float32 layer");
+    cdf_arena_mark mark = cdf_arena_save(&ex->arena);
+    cdf_status st;
+    const void *src = x;
+    if (bf && !x_bf16) { /* convert into a dense bf16 copy */
+        if (!(src = cdf_to_bf16_scratch(ex, x, M, l->in, ldx, err))) return CDF_ERR_OUT_OF_MEMORY;
+        ldx = (size_t)l->in;
+    }
     cdf_prim_key key = {{KIND_LINEAR, M, l->in, l->out, (int64_t)ldx, (int64_t)ldy, l->w->compute, l->bias != NULL}};
     cdf_prim *c = cdf_exec_lookup(ex, &key, err);
-    if (!c) return CDF_ERR_OUT_OF_MEMORY;
-    cdf_status st;
-    if (!c->prim && (st = prepare(ex, l, c, M, ldx, ldy, err))) return st;
-    cdf_arena_mark mark = cdf_arena_save(&ex->arena);
-    void *src = (void *)x;
-    if (l->w->compute == CDF_COMPUTE_BF16 && !(src = cdf_to_bf16_scratch(ex, x, M, l->in, ldx, err))) {
-        return CDF_ERR_OUT_OF_MEMORY;
-    }
+    if (!c) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
+    if (!c->prim && (st = prepare(ex, l, c, M, ldx, ldy, err))) goto out;
     void *wdata;
     const dnnl_memory_desc_t *wmd;
     if ((st = cdf_packed_use(ex, l->w, &wdata, &wmd, err))) goto out;
@@ -148,7 +151,7 @@ cdf_status cdf_linear_forward(cdf_exec *ex, const cdf_linear *l, float *y, size_
         if ((st = cdf_exec_run(ex, c->wei_reorder, rb, 2, err))) goto out;
         wdata = w2;
     }
-    cdf_bind b[4] = {{DNNL_ARG_SRC, &c->src_md, src},
+    cdf_bind b[4] = {{DNNL_ARG_SRC, &c->src_md, (void *)src},
                      {DNNL_ARG_WEIGHTS, &c->wei_md, wdata},
                      {DNNL_ARG_DST, &c->dst_md, y},
                      {DNNL_ARG_BIAS, &c->bias_md, l->bias}};
@@ -159,4 +162,9 @@ cdf_status cdf_linear_forward(cdf_exec *ex, const cdf_linear *l, float *y, size_
 out:
     cdf_arena_reset(&ex->arena, mark);
     return st;
+}
+
+cdf_status cdf_linear_forward(cdf_exec *ex, const cdf_linear *l, float *y, size_t ldy, const float *x, size_t ldx,
+                              int64_t M, cdf_err *err) {
+    return cdf_linear_forward_x(ex, l, y, ldy, x, 0, ldx, M, err);
 }

@@ -43,6 +43,11 @@ void cdf_norm_free(cdf_norm *n) {
 
 cdf_status cdf_group_norm(cdf_exec *ex, const cdf_norm *n, float *y, const float *x, int64_t B, int64_t HW,
                           int silu, cdf_err *err) {
+    return cdf_group_norm_x(ex, n, y, 0, x, B, HW, silu, err);
+}
+
+cdf_status cdf_group_norm_x(cdf_exec *ex, const cdf_norm *n, void *y, int y_bf16, const float *x, int64_t B,
+                            int64_t HW, int silu, cdf_err *err) {
     PROF_BEGIN(ex);
     const int64_t C = n->c, G = n->groups, cg = C / G;
     const int64_t nchunks = (HW + GN_CHUNK - 1) / GN_CHUNK;
@@ -101,26 +106,44 @@ cdf_status cdf_group_norm(cdf_exec *ex, const cdf_norm *n, float *y, const float
                 }
             }
     }
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
     for (int64_t b = 0; b < B; b++)
-        for (int64_t r = 0; r < HW; r++)
-            cdf_row_affine(y + (b * HW + r) * C, x + (b * HW + r) * C, scale + b * C, shift + b * C, (size_t)C, silu);
+        for (int64_t r = 0; r < HW; r++) {
+            const size_t o = (size_t)((b * HW + r) * C);
+            if (y_bf16) {
+                float *t = acc + (int64_t)omp_get_thread_num() * C; /* one row of float32, then narrowed */
+                cdf_row_affine(t, x + o, scale + b * C, shift + b * C, (size_t)C, silu);
+                cdf_row_to_bf16((uint16_t *)y + o, t, (size_t)C);
+            } else {
+                cdf_row_affine((float *)y + o, x + o, scale + b * C, shift + b * C, (size_t)C, silu);
+            }
+        }
     cdf_arena_reset(ar, mark);
     PROF_END(ex, CDF_PROF_NORM);
     return CDF_OK;
 }
 
 void cdf_layer_norm(cdf_exec *ex, const cdf_norm *n, float *y, const float *x, int64_t M) {
+    cdf_layer_norm_x(ex, n, y, 0, x, M);
+}
+
+void cdf_layer_norm_x(cdf_exec *ex, const cdf_norm *n, void *y, int y_bf16, const float *x, int64_t M) {
     PROF_BEGIN(ex);
     const int64_t C = n->c;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; i++) {
+        float tmp[4096];
         const float *xr = x + i * C;
-        float *yr = y + i * C;
+        float *yr = (y_bf16 && C <= 4096) ? tmp : (float *)y + i * C;
         const float mean = cdf_row_sum(xr, (size_t)C) / (float)C;
         const float var = cdf_row_sqdev(xr, (size_t)C, mean) / (float)C;
         const float rstd = 1.0f / sqrtf(var + n->eps);
-        for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - mean) * rstd * n->gamma[c] + n->beta[c];
+        for (int64_t c = 0; c < C; c++) {
+            const float v = (xr[c] - mean) * rstd * n->gamma[c] + n->beta[c];
+            if (y_bf16 && C > 4096) ((uint16_t *)y)[i * C + c] = cdf_f32_to_bf16(v);
+            else yr[c] = v;
+        }
+        if (y_bf16 && C <= 4096) cdf_row_to_bf16((uint16_t *)y + i * C, tmp, (size_t)C);
     }
     PROF_END(ex, CDF_PROF_NORM);
 }

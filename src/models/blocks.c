@@ -57,11 +57,14 @@ cdf_status cdf_resnet_forward(cdf_exec *ex, const cdf_resnet *r, float *y, const
     cdf_arena *ar = cdf_exec_arena(ex);
     cdf_arena_mark mark = cdf_arena_save(ar);
     cdf_status st = CDF_ERR_OUT_OF_MEMORY;
-    float *a = cdf_arena_f32(ar, (size_t)(B * HW * (r->cin > r->cout ? r->cin : r->cout)), err);
+    /* With bf16 arithmetic the normalised activations are written in bf16
+     * straight away, so the convolutions read them without a conversion. */
+    const int bf = cdf_conv2d_is_bf16(&r->conv1);
+    void *a = cdf_arena_f32(ar, (size_t)(B * HW * (r->cin > r->cout ? r->cin : r->cout)), err);
     float *h = cdf_arena_f32(ar, (size_t)(B * HW * r->cout), err);
     if (!a || !h) goto out;
-    if ((st = cdf_group_norm(ex, &r->norm1, a, x, B, HW, 1, err)) ||
-        (st = cdf_conv2d_forward(ex, &r->conv1, h, a, B, H, W, 0, err)))
+    if ((st = cdf_group_norm_x(ex, &r->norm1, a, bf, x, B, HW, 1, err)) ||
+        (st = cdf_conv2d_forward_x(ex, &r->conv1, h, a, bf, B, H, W, 0, err)))
         goto out;
     if (r->has_temb) {
         float *t = cdf_arena_f32(ar, (size_t)(B * r->cout), err);
@@ -71,11 +74,11 @@ cdf_status cdf_resnet_forward(cdf_exec *ex, const cdf_resnet *r, float *y, const
             goto out;
         cdf_add_channel_bias(ex, h, t, B, HW, r->cout);
     }
-    if ((st = cdf_group_norm(ex, &r->norm2, a, h, B, HW, 1, err))) goto out;
+    if ((st = cdf_group_norm_x(ex, &r->norm2, a, bf, h, B, HW, 1, err))) goto out;
     /* y = shortcut(x), then y += conv2(a): the residual add is fused into conv2. */
     if (r->has_shortcut) st = cdf_conv2d_forward(ex, &r->shortcut, y, x, B, H, W, 0, err);
     else memcpy(y, x, (size_t)(B * HW * r->cout) * sizeof(float));
-    if (st || (st = cdf_conv2d_forward(ex, &r->conv2, y, a, B, H, W, 1, err))) goto out;
+    if (st || (st = cdf_conv2d_forward_x(ex, &r->conv2, y, a, bf, B, H, W, 1, err))) goto out;
     if (r->out_scale != 1.0f) {
         const float s = r->out_scale;
         const size_t n = (size_t)(B * HW * r->cout);
@@ -126,20 +129,22 @@ void cdf_attention_free(cdf_attention_layer *a) {
     cdf_linear_free(&a->out);
 }
 
-cdf_status cdf_attention_forward(cdf_exec *ex, const cdf_attention_layer *a, float *y, const float *x, int64_t B,
-                                 int64_t N, const float *ctx, int64_t Nc, cdf_err *err) {
+cdf_status cdf_attention_forward(cdf_exec *ex, const cdf_attention_layer *a, float *y, const void *x, int x_bf16,
+                                 int64_t B, int64_t N, const void *ctx, int ctx_bf16, int64_t Nc, cdf_err *err) {
     const int64_t inner = a->heads * a->dhead, M = B * N;
+    const int bf = cdf_linear_is_bf16(&a->out);
     cdf_arena *ar = cdf_exec_arena(ex);
     cdf_arena_mark mark = cdf_arena_save(ar);
     cdf_status st = CDF_ERR_OUT_OF_MEMORY;
-    float *o = cdf_arena_f32(ar, (size_t)(M * inner), err);
+    void *o = cdf_arena_f32(ar, (size_t)(M * inner), err); /* bf16 when the projection takes bf16 */
     if (!o) goto out;
     cdf_attn_shape s = {B, N, 0, a->heads, a->dhead, 0, 0, 0, (size_t)inner, 1.0f / sqrtf((float)a->dhead), 0,
-                        a->compute};
+                        a->compute, bf};
     if (a->self) {
         float *qkv = cdf_arena_f32(ar, (size_t)(M * 3 * inner), err);
         if (!qkv) goto out;
-        if ((st = cdf_linear_forward(ex, &a->qkv, qkv, (size_t)(3 * inner), x, (size_t)a->dim, M, err))) goto out;
+        if ((st = cdf_linear_forward_x(ex, &a->qkv, qkv, (size_t)(3 * inner), x, x_bf16, (size_t)a->dim, M, err)))
+            goto out;
         s.Nk = N;
         s.ldq = s.ldk = s.ldv = (size_t)(3 * inner);
         st = cdf_attention(ex, &s, o, qkv, qkv + inner, qkv + 2 * inner, err);
@@ -147,8 +152,9 @@ cdf_status cdf_attention_forward(cdf_exec *ex, const cdf_attention_layer *a, flo
         float *q = cdf_arena_f32(ar, (size_t)(M * inner), err);
         float *kv = cdf_arena_f32(ar, (size_t)(B * Nc * 2 * inner), err);
         if (!q || !kv) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
-        if ((st = cdf_linear_forward(ex, &a->qkv, q, (size_t)inner, x, (size_t)a->dim, M, err)) ||
-            (st = cdf_linear_forward(ex, &a->kv, kv, (size_t)(2 * inner), ctx, (size_t)a->ctx_dim, B * Nc, err)))
+        if ((st = cdf_linear_forward_x(ex, &a->qkv, q, (size_t)inner, x, x_bf16, (size_t)a->dim, M, err)) ||
+            (st = cdf_linear_forward_x(ex, &a->kv, kv, (size_t)(2 * inner), ctx, ctx_bf16, (size_t)a->ctx_dim, B * Nc,
+                                       err)))
             goto out;
         s.Nk = Nc;
         s.ldq = (size_t)inner;
@@ -161,7 +167,7 @@ cdf_status cdf_attention_forward(cdf_exec *ex, const cdf_attention_layer *a, flo
     {
         float *t = cdf_arena_f32(ar, (size_t)(M * a->dim), err);
         if (!t) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
-        if ((st = cdf_linear_forward(ex, &a->out, t, (size_t)a->dim, o, (size_t)inner, M, err))) goto out;
+        if ((st = cdf_linear_forward_x(ex, &a->out, t, (size_t)a->dim, o, bf, (size_t)inner, M, err))) goto out;
         cdf_add_scaled(ex, y, y, t, (size_t)(M * a->dim), 1.0f);
     }
 out:
@@ -241,20 +247,30 @@ void cdf_transformer2d_free(cdf_transformer2d *t) {
 }
 
 static cdf_status block_forward(cdf_exec *ex, const cdf_transformer2d *t, const cdf_transformer_block *k, float *h,
-                                int64_t B, int64_t N, const float *ctx, int64_t Nc, float *tmp, float *ffh,
+                                int64_t B, int64_t N, const float *ctx, int64_t Nc, void *tmp, float *ffh,
                                 cdf_err *err) {
-    const int64_t M = B * N, C = t->inner;
+    const int64_t M = B * N, C = t->inner, F = t->ff_inner;
+    const int bf = cdf_linear_is_bf16(&k->ff_in); /* normalised activations in bf16 for bf16 products */
     cdf_status st;
-    cdf_layer_norm(ex, &k->norm1, tmp, h, M);
-    if ((st = cdf_attention_forward(ex, &k->attn1, h, tmp, B, N, tmp, N, err))) return st;
-    cdf_layer_norm(ex, &k->norm2, tmp, h, M);
-    if ((st = cdf_attention_forward(ex, &k->attn2, h, tmp, B, N, ctx, Nc, err))) return st;
-    cdf_layer_norm(ex, &k->norm3, tmp, h, M);
-    if ((st = cdf_linear_forward(ex, &k->ff_in, ffh, (size_t)(2 * t->ff_inner), tmp, (size_t)C, M, err))) return st;
-    /* GEGLU in place: each row's result overwrites its own first half. */
-    cdf_geglu(ex, ffh, (size_t)(2 * t->ff_inner), ffh, M, t->ff_inner);
-    if ((st = cdf_linear_forward(ex, &k->ff_out, tmp, (size_t)C, ffh, (size_t)(2 * t->ff_inner), M, err))) return st;
-    cdf_add_scaled(ex, h, h, tmp, (size_t)(M * C), 1.0f);
+    cdf_layer_norm_x(ex, &k->norm1, tmp, bf, h, M);
+    if ((st = cdf_attention_forward(ex, &k->attn1, h, tmp, bf, B, N, tmp, bf, N, err))) return st;
+    cdf_layer_norm_x(ex, &k->norm2, tmp, bf, h, M);
+    if ((st = cdf_attention_forward(ex, &k->attn2, h, tmp, bf, B, N, ctx, 0, Nc, err))) return st;
+    cdf_layer_norm_x(ex, &k->norm3, tmp, bf, h, M);
+    /* feed-forward in row chunks: the [rows, 2F] GEGLU input stays small */
+    const int64_t chunk = 2048;
+    for (int64_t r0 = 0; r0 < M; r0 += chunk) {
+        const int64_t rn = M - r0 < chunk ? M - r0 : chunk;
+        const void *in = bf ? (const void *)((const uint16_t *)tmp + r0 * C) : (const void *)((const float *)tmp + r0 * C);
+        if ((st = cdf_linear_forward_x(ex, &k->ff_in, ffh, (size_t)(2 * F), in, bf, (size_t)C, rn, err))) return st;
+        /* GEGLU in place: each row's result overwrites the start of that row */
+        if (bf) cdf_geglu_bf16(ex, (uint16_t *)ffh, (size_t)(4 * F), ffh, rn, F);
+        else cdf_geglu(ex, ffh, (size_t)(2 * F), ffh, rn, F);
+        float *dst = (float *)ffh + rn * 2 * F; /* [rn, C] after the GEGLU rows */
+        if ((st = cdf_linear_forward_x(ex, &k->ff_out, dst, (size_t)C, ffh, bf, (size_t)(bf ? 4 * F : 2 * F), rn, err)))
+            return st;
+        cdf_add_scaled(ex, h + r0 * C, h + r0 * C, dst, (size_t)(rn * C), 1.0f);
+    }
     return CDF_OK;
 }
 
@@ -264,14 +280,16 @@ cdf_status cdf_transformer2d_forward(cdf_exec *ex, const cdf_transformer2d *t, f
     cdf_arena *ar = cdf_exec_arena(ex);
     cdf_arena_mark mark = cdf_arena_save(ar);
     cdf_status st = CDF_ERR_OUT_OF_MEMORY;
+    const int bf = t->linear_proj ? cdf_linear_is_bf16(&t->proj_in_lin) : cdf_conv2d_is_bf16(&t->proj_in_conv);
+    const int64_t rows = M < 2048 ? M : 2048;
     float *g = cdf_arena_f32(ar, (size_t)(M * C), err);
     float *h = cdf_arena_f32(ar, (size_t)(M * I), err);
-    float *tmp = cdf_arena_f32(ar, (size_t)(M * I), err);
-    float *ffh = cdf_arena_f32(ar, (size_t)(M * 2 * t->ff_inner), err);
+    void *tmp = cdf_arena_f32(ar, (size_t)(M * I), err);
+    float *ffh = cdf_arena_f32(ar, (size_t)(rows * (2 * t->ff_inner + I)), err);
     if (!g || !h || !tmp || !ffh) goto out;
-    if ((st = cdf_group_norm(ex, &t->norm, g, x, B, N, 0, err))) goto out;
-    st = t->linear_proj ? cdf_linear_forward(ex, &t->proj_in_lin, h, (size_t)I, g, (size_t)C, M, err)
-                        : cdf_conv2d_forward(ex, &t->proj_in_conv, h, g, B, H, W, 0, err);
+    if ((st = cdf_group_norm_x(ex, &t->norm, g, bf, x, B, N, 0, err))) goto out;
+    st = t->linear_proj ? cdf_linear_forward_x(ex, &t->proj_in_lin, h, (size_t)I, g, bf, (size_t)C, M, err)
+                        : cdf_conv2d_forward_x(ex, &t->proj_in_conv, h, g, bf, B, H, W, 0, err);
     for (int i = 0; i < t->depth && !st; i++) st = block_forward(ex, t, &t->blocks[i], h, B, N, ctx, Nc, tmp, ffh, err);
     if (st) goto out;
     /* proj_out, then the residual: x = proj_out(h) + x */
@@ -307,10 +325,11 @@ cdf_status cdf_vae_attention_forward(cdf_exec *ex, const cdf_vae_attention *v, f
     const int64_t N = H * W, C = v->attn.dim;
     cdf_arena *ar = cdf_exec_arena(ex);
     cdf_arena_mark mark = cdf_arena_save(ar);
+    const int bf = cdf_linear_is_bf16(&v->attn.qkv);
     float *g = cdf_arena_f32(ar, (size_t)(B * N * C), err);
     cdf_status st = CDF_ERR_OUT_OF_MEMORY;
-    if (g && !(st = cdf_group_norm(ex, &v->norm, g, x, B, N, 0, err)))
-        st = cdf_attention_forward(ex, &v->attn, x, g, B, N, g, N, err);
+    if (g && !(st = cdf_group_norm_x(ex, &v->norm, g, bf, x, B, N, 0, err)))
+        st = cdf_attention_forward(ex, &v->attn, x, g, bf, B, N, g, bf, N, err);
     cdf_arena_reset(ar, mark);
     return st;
 }

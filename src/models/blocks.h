@@ -45,9 +45,10 @@ typedef struct cdf_attention_layer {
 cdf_status cdf_attention_load(cdf_attention_layer *a, const cdf_loader *ld, const char *prefix, int64_t dim,
                               int64_t ctx_dim, int64_t heads, int64_t dhead, int qkv_bias, cdf_err *err);
 void cdf_attention_free(cdf_attention_layer *a);
-/* y[B, N, dim] += attention(x[B, N, dim], ctx[B, Nc, ctx_dim]) (residual added in place). */
-cdf_status cdf_attention_forward(cdf_exec *ex, const cdf_attention_layer *a, float *y, const float *x, int64_t B,
-                                 int64_t N, const float *ctx, int64_t Nc, cdf_err *err);
+/* y[B, N, dim] += attention(x[B, N, dim], ctx[B, Nc, ctx_dim]) (residual added
+ * in place). x and ctx are float32, or bf16 (flags) for bf16 layers. */
+cdf_status cdf_attention_forward(cdf_exec *ex, const cdf_attention_layer *a, float *y, const void *x, int x_bf16,
+                                 int64_t B, int64_t N, const void *ctx, int ctx_bf16, int64_t Nc, cdf_err *err);
 
 /* Transformer2DModel (continuous input) with BasicTransformerBlocks. */
 typedef struct cdf_transformer_block {

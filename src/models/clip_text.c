@@ -148,7 +148,7 @@ static cdf_status layer_forward(cdf_exec *ex, const cdf_clip_text *m, const clip
     cdf_layer_norm(ex, &l->ln1, x, h, M);
     if ((st = cdf_linear_forward(ex, &l->qkv, qkv, (size_t)(3 * D), x, (size_t)D, M, err))) goto out;
     const cdf_attn_shape as = {B, L, L, c->heads, hd, (size_t)(3 * D), (size_t)(3 * D), (size_t)(3 * D), (size_t)D,
-                               1.0f / sqrtf((float)hd), 1, m->compute};
+                               1.0f / sqrtf((float)hd), 1, m->compute, 0};
     if ((st = cdf_attention(ex, &as, x, qkv, qkv + D, qkv + 2 * D, err))) goto out;
     /* out_proj accumulates onto the residual: h += attn @ Wo^T + bo */
     if ((st = cdf_linear_forward(ex, &l->out, qkv, (size_t)D, x, (size_t)D, M, err))) goto out;
