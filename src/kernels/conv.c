@@ -72,11 +72,13 @@ cdf_status cdf_conv2d_load(cdf_conv2d *c, const cdf_backend *be, const cdf_weigh
     float *w = cdf_malloc(t->numel, sizeof(float), err);
     if (!w) return CDF_ERR_OUT_OF_MEMORY;
     cdf_st_read_f32(t, w);
+    cdf_st_release_pages(f, t); /* the file's pages leave RSS once copied */
     snprintf(name, sizeof name, "%s.bias", prefix);
     const int64_t bs[1] = {cout};
     if ((st = cdf_st_expect(f, name, 1, bs, &t, err))) goto out;
     if (!(c->bias = cdf_malloc((size_t)cout, sizeof(float), err))) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
     cdf_st_read_f32(t, c->bias);
+    cdf_st_release_pages(f, t);
     {
         dnnl_memory_desc_t plain, any, src, bias, dst;
         dnnl_dims_t wd = {cout, cin, k, k};

@@ -130,6 +130,7 @@ cdf_status cdf_load_f32(const cdf_st_file *f, const char *name, int ndim, const 
     float *p = cdf_malloc(t->numel ? t->numel : 1, sizeof(float), err);
     if (!p) return CDF_ERR_OUT_OF_MEMORY;
     cdf_st_read_f32(t, p);
+    cdf_st_release_pages(f, t);
     *out = p;
     return CDF_OK;
 }

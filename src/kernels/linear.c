@@ -50,11 +50,13 @@ cdf_status cdf_linear_load(cdf_linear *l, const cdf_backend *be, const cdf_weigh
         if (!(t && t->ndim == 4) && (st = cdf_st_expect(f, name, 2, ws, &t, err))) goto fail;
         if (t->ndim == 4 && (st = cdf_st_expect(f, name, 4, ws, &t, err))) goto fail;
         cdf_st_read_f32(t, w + (size_t)i * (size_t)out_each * (size_t)K);
+        cdf_st_release_pages(f, t); /* the file's pages leave RSS once copied */
         if (has_bias) {
             snprintf(name, sizeof name, "%s.bias", prefixes[i]);
             const int64_t bs[1] = {out_each};
             if ((st = cdf_st_expect(f, name, 1, bs, &t, err))) goto fail;
             cdf_st_read_f32(t, l->bias + (size_t)i * (size_t)out_each);
+            cdf_st_release_pages(f, t);
         }
     }
     {
