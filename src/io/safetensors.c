@@ -393,7 +393,9 @@ void cdf_st_read_i64(const cdf_st_tensor *t, int64_t *dst) {
         one.data = p + i * cdf_dtype_size(t->dtype);
         double d;
         cdf_st_read_f64(&one, &d);
-        dst[i] = (int64_t)d;
+        /* Saturate: converting NaN, inf or a value beyond int64 is undefined in C. */
+        dst[i] = d != d ? 0 : d >= 9223372036854775807.0 ? INT64_MAX : d <= -9223372036854775808.0 ? INT64_MIN
+                                                                                                  : (int64_t)d;
     }
 }
 

@@ -68,7 +68,8 @@ cdf_status cdf_st_expect(const cdf_st_file *f, const char *name, int ndim,
 /* Converts any floating tensor (F32/F16/BF16/F64) or integer tensor to
  * float32 into dst[numel]. */
 void cdf_st_read_f32(const cdf_st_tensor *t, float *dst);
-/* Converts an integer or floating tensor to int64 into dst[numel]. */
+/* Converts an integer or floating tensor to int64 into dst[numel] (floats
+ * truncate toward zero; NaN gives 0, values beyond int64 saturate). */
 void cdf_st_read_i64(const cdf_st_tensor *t, int64_t *dst);
 /* Converts to float64 into dst[numel]. */
 void cdf_st_read_f64(const cdf_st_tensor *t, double *dst);

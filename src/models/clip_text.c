@@ -23,7 +23,7 @@ struct cdf_clip_text {
 
 const cdf_clip_config *cdf_clip_text_config(const cdf_clip_text *m) { return &m->cfg; }
 
-static cdf_status read_config(cdf_clip_config *c, const cdf_json *jp, cdf_err *err) {
+cdf_status cdf_clip_read_config(cdf_clip_config *c, const cdf_json *jp, cdf_err *err) {
     const cdf_json j = *jp;
     cdf_status st;
     const char *act = NULL;
@@ -77,7 +77,7 @@ cdf_status cdf_clip_text_create(cdf_clip_text **out, const cdf_backend *be, cons
     cdf_clip_text *m = cdf_calloc(1, sizeof *m, err);
     if (!m) return CDF_ERR_OUT_OF_MEMORY;
     m->compute = o->compute;
-    cdf_status st = read_config(&m->cfg, config, err);
+    cdf_status st = cdf_clip_read_config(&m->cfg, config, err);
     if (st) goto fail;
     const cdf_clip_config *c = &m->cfg;
     const int64_t D = c->hidden;

@@ -28,6 +28,8 @@ cdf_status cdf_clip_text_create(cdf_clip_text **out, const cdf_backend *be, cons
                                 const cdf_st_file *weights, const cdf_weight_opts *o, cdf_err *err);
 void cdf_clip_text_free(cdf_clip_text *m);
 const cdf_clip_config *cdf_clip_text_config(const cdf_clip_text *m);
+/* config.json -> cdf_clip_config, validated (no weights needed; the fuzzers call it). */
+cdf_status cdf_clip_read_config(cdf_clip_config *c, const cdf_json *j, cdf_err *err);
 
 /* Outputs; any pointer may be NULL.
  *   last_hidden   [B, L, D] final_layer_norm(hidden_states[-(skip+1)])

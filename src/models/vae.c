@@ -41,7 +41,7 @@ struct cdf_vae {
 const cdf_vae_config *cdf_vae_get_config(const cdf_vae *v) { return &v->cfg; }
 int64_t cdf_vae_scale_factor(const cdf_vae *v) { return (int64_t)1 << (v->cfg.nblocks - 1); }
 
-static cdf_status read_config(cdf_vae_config *c, const cdf_json *j, cdf_err *err) {
+cdf_status cdf_vae_read_config(cdf_vae_config *c, const cdf_json *j, cdf_err *err) {
     memset(c, 0, sizeof *c);
     cdf_status st;
     const char *down[CDF_VAE_MAX_BLOCKS], *up[CDF_VAE_MAX_BLOCKS], *act;
@@ -173,7 +173,7 @@ cdf_status cdf_vae_create(cdf_vae **out, const cdf_backend *be, const cdf_json *
     *out = NULL;
     cdf_vae *v = cdf_calloc(1, sizeof *v, err);
     if (!v) return CDF_ERR_OUT_OF_MEMORY;
-    cdf_status st = read_config(&v->cfg, config, err);
+    cdf_status st = cdf_vae_read_config(&v->cfg, config, err);
     if (!st) {
         cdf_loader ld = {be, o, f};
         st = load_modules(v, &ld, err);

@@ -28,6 +28,8 @@ cdf_status cdf_vae_load(cdf_vae **out, const cdf_backend *be, const char *dir, c
 cdf_status cdf_vae_create(cdf_vae **out, const cdf_backend *be, const cdf_json *config, const cdf_st_file *weights,
                           const cdf_weight_opts *o, cdf_err *err);
 void cdf_vae_free(cdf_vae *v);
+/* config.json -> cdf_vae_config, validated (no weights needed; the fuzzers call it). */
+cdf_status cdf_vae_read_config(cdf_vae_config *c, const cdf_json *j, cdf_err *err);
 const cdf_vae_config *cdf_vae_get_config(const cdf_vae *v);
 /* Spatial factor between image and latents: 2^(len(block_out_channels)-1). */
 int64_t cdf_vae_scale_factor(const cdf_vae *v);

@@ -15,6 +15,7 @@
 #include "core/arena.h"
 #include "pipeline/images_internal.h"
 #include "pipeline/internal.h"
+#include "pipeline/memory_estimate.h"
 #include "rng/torch_rng.h"
 
 #define MAX_BATCH 64
@@ -115,7 +116,7 @@ static cdf_status check_params(const cdf_pipeline *p, const cdf_generate_params 
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT,
                         "%zu seeds for %zu images: give one seed (one generator for the batch) or one per image",
                         g->n_seeds, B);
-    return CDF_OK;
+    return cdf_pipeline_check_memory(p, g, *H, *W, err); /* refuse what cannot fit (memory_estimate.h) */
 }
 
 /* Encodes n prompts into emb[n, L, D]. */

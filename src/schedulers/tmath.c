@@ -84,8 +84,13 @@ static inline df2 dfdiv(df2 n, df2 d) {
 
 static inline float pow2i(int32_t q) { return bitsf((uint32_t)(q + 0x7f) << 23); }
 static inline float ldexp2k(float d, int32_t e) { return d * pow2i(e >> 1) * pow2i(e - (e >> 1)); }
-/* _mm256_cvtps_epi32 under the default rounding mode. */
-static inline int32_t rint_i(float x) { return (int32_t)rintf(x); }
+/* _mm256_cvtps_epi32 under the default rounding mode: NaN and values beyond
+ * int32 give the "integer indefinite" INT32_MIN (a plain cast would be
+ * undefined; KDPM2's log-midpoint of sigma 0 feeds NaN here by design). */
+static inline int32_t rint_i(float x) {
+    const float r = rintf(x);
+    return r >= -2147483648.0f && r < 2147483648.0f ? (int32_t)r : INT32_MIN;
+}
 
 #define L2Uf 0.693145751953125f
 #define L2Lf 1.428606765330187045e-06f

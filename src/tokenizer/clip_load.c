@@ -39,64 +39,61 @@ static cdf_status join(char *out, size_t cap, const char *dir, const char *name,
     return CDF_OK;
 }
 
-/* Reads a text file and checks that it is UTF-8 (Python opens these files
- * with encoding="utf-8" and fails on anything else). */
-static cdf_status read_text(const char *path, size_t max, char **text, size_t *len, cdf_err *err) {
-    cdf_status st = cdf_read_file(path, max, text, len, err);
-    if (st) return st;
-    const uint8_t *p = (const uint8_t *)*text;
-    for (size_t i = 0; i < *len;) {
+/* One file's text, NUL-terminated at text[len] (cJSON wants to see the NUL),
+ * and the name it goes by in messages ("<dir>/vocab.json"). */
+typedef struct src_text {
+    const char *text;
+    size_t len;
+    char label[4200];
+} src_text;
+
+/* Checks that a file's text is UTF-8 (Python opens these files with
+ * encoding="utf-8" and fails on anything else). */
+static cdf_status check_utf8(const src_text *f, cdf_err *err) {
+    const uint8_t *p = (const uint8_t *)f->text;
+    for (size_t i = 0; i < f->len;) {
         uint32_t c;
-        const char *why = cdf_utf8_next(p, *len, &i, &c);
+        const char *why = cdf_utf8_next(p, f->len, &i, &c);
         if (why) {
             size_t line, col;
-            line_col(*text, i, &line, &col);
-            cdf_errf(err, CDF_ERR_FORMAT, "%s:%zu:%zu: invalid UTF-8 (byte 0x%02X): %s", path, line, col,
-                     (unsigned)p[i], why);
-            free(*text);
-            *text = NULL;
-            return CDF_ERR_FORMAT;
+            line_col(f->text, i, &line, &col);
+            return cdf_errf(err, CDF_ERR_FORMAT, "%s:%zu:%zu: invalid UTF-8 (byte 0x%02X): %s", f->label, line, col,
+                            (unsigned)p[i], why);
         }
     }
     return CDF_OK;
 }
 
-/* Parses a JSON object file; *present = 0 (and no error) when an optional
- * file is absent. Malformed JSON is reported as path:line:column. */
-static cdf_status load_json(const char *path, int required, cdf_json *j, int *present, cdf_err *err) {
+/* Parses a JSON object file; a NULL text (an optional file that is absent)
+ * leaves j->root NULL. Malformed JSON is reported as path:line:column. */
+static cdf_status parse_json(const src_text *f, cdf_json *j, cdf_err *err) {
     j->root = NULL;
-    *present = 0;
-    if (!required && !file_exists(path)) return CDF_OK;
-    char *text;
-    size_t len;
-    cdf_status st = read_text(path, CDF_JSON_MAX_BYTES, &text, &len, err);
+    if (!f->text) return CDF_OK;
+    cdf_status st = check_utf8(f, err);
     if (st) return st;
-    snprintf(j->label, sizeof j->label, "%s", path);
-    /* Trailing garbage is an error, as in json.load (text[len] is the NUL
-     * cdf_read_file adds, which cJSON wants to see inside the length). */
+    snprintf(j->label, sizeof j->label, "%.*s", (int)sizeof j->label - 1, f->label);
+    /* Trailing garbage is an error, as in json.load (text[len] is the NUL,
+     * which cJSON wants to see inside the length). */
     const char *end = NULL;
-    j->root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
+    j->root = cJSON_ParseWithLengthOpts(f->text, f->len + 1, &end, 1);
     if (!j->root) {
-        size_t line, col, off = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
-        line_col(text, off, &line, &col);
-        free(text);
-        return cdf_errf(err, CDF_ERR_FORMAT, "%s:%zu:%zu: malformed JSON", path, line, col);
+        size_t line, col, off = end && end >= f->text && end <= f->text + f->len ? (size_t)(end - f->text) : 0;
+        line_col(f->text, off, &line, &col);
+        return cdf_errf(err, CDF_ERR_FORMAT, "%s:%zu:%zu: malformed JSON", f->label, line, col);
     }
-    free(text);
     if (!cJSON_IsObject(j->root)) {
         cdf_json_free(j);
-        return cdf_errf(err, CDF_ERR_FORMAT, "%s: expected a JSON object at the top level", path);
+        return cdf_errf(err, CDF_ERR_FORMAT, "%s: expected a JSON object at the top level", f->label);
     }
-    *present = 1;
     return CDF_OK;
 }
 
 /* ---- vocab.json and merges.txt ------------------------------------------ */
 
-static cdf_status load_vocab(cdf_tokenizer *t, const char *path, size_t *n_keys, cdf_err *err) {
+static cdf_status load_vocab(cdf_tokenizer *t, const src_text *f, size_t *n_keys, cdf_err *err) {
+    const char *path = f->label;
     cdf_json j;
-    int present;
-    cdf_status st = load_json(path, 1, &j, &present, err);
+    cdf_status st = parse_json(f, &j, err);
     if (st) return st;
     *n_keys = 0;
     size_t n = (size_t)cJSON_GetArraySize(j.root);
@@ -142,10 +139,10 @@ static size_t skip_eol(const char *s, size_t len, size_t i) {
  * drop the first ("#version") line, keep the next CLIP_MAX_MERGES lines,
  * each split() into a pair; rank = line order. Works on the bytes: the
  * fields are UTF-8 spans of the file. */
-static cdf_status load_merges(cdf_tokenizer *t, const char *path, cdf_err *err) {
-    char *s;
-    size_t len;
-    cdf_status st = read_text(path, MERGES_MAX_BYTES, &s, &len, err);
+static cdf_status load_merges(cdf_tokenizer *t, const src_text *f, cdf_err *err) {
+    const char *path = f->label, *s = f->text;
+    const size_t len = f->len;
+    cdf_status st = check_utf8(f, err);
     if (st) return st;
     /* A hint only: GPT-2 style files have about one new symbol per merge. */
     st = cdf_clip_bpe_reserve(&t->bpe, t->bpe.n_syms + len / 8 + 1024, t->bpe.pool_len + len + 4096, len / 8 + 1024,
@@ -191,7 +188,6 @@ static cdf_status load_merges(cdf_tokenizer *t, const char *path, cdf_err *err) 
         }
         st = cdf_clip_add_merge(&t->bpe, s + fs[0], fe[0] - fs[0], s + fs[1], fe[1] - fs[1], rank, err);
     }
-    free(s);
     return st;
 }
 
@@ -391,24 +387,23 @@ static cdf_status load_max_length(cdf_tokenizer *t, const cdf_json *cfg, cdf_err
     return CDF_OK;
 }
 
-static cdf_status load_all(cdf_tokenizer *t, const char *dir, cdf_err *err) {
-    char path[4096];
+enum { F_VOCAB, F_MERGES, F_CONFIG, F_MAP, N_FILES };
+static const char *const file_names[N_FILES] = {"vocab.json", "merges.txt", "tokenizer_config.json",
+                                                "special_tokens_map.json"};
+
+/* Builds the tokenizer from the four files' texts (the last two may be absent). */
+static cdf_status load_all(cdf_tokenizer *t, const src_text *files, const char *dir, cdf_err *err) {
     size_t n_vocab_keys = 0;
     cdf_status st = cdf_clip_bpe_init(&t->bpe, err);
-    if (!st) st = join(path, sizeof path, dir, "vocab.json", err);
-    if (!st) st = load_vocab(t, path, &n_vocab_keys, err);
-    if (!st) st = join(path, sizeof path, dir, "merges.txt", err);
-    if (!st) st = load_merges(t, path, err);
+    if (!st) st = load_vocab(t, &files[F_VOCAB], &n_vocab_keys, err);
+    if (!st) st = load_merges(t, &files[F_MERGES], err);
     if (st) return st;
 
     cdf_json cfg = {0}, map = {0};
-    int has_cfg = 0, has_map = 0;
     tokspec named[5]; /* bos, eos, unk, sep, pad */
-    st = join(path, sizeof path, dir, "tokenizer_config.json", err);
-    if (!st) st = load_json(path, 0, &cfg, &has_cfg, err);
-    if (!st) st = join(path, sizeof path, dir, "special_tokens_map.json", err);
-    if (!st) st = load_json(path, 0, &map, &has_map, err);
-    if (!st && has_cfg) st = load_added_decoder(t, &cfg, err);
+    st = parse_json(&files[F_CONFIG], &cfg, err);
+    if (!st) st = parse_json(&files[F_MAP], &map, err);
+    if (!st && cfg.root) st = load_added_decoder(t, &cfg, err);
     if (!st) st = load_special(t, &map, &cfg, n_vocab_keys, named, err);
     if (!st) st = load_max_length(t, &cfg, err);
     if (!st) {
@@ -445,18 +440,68 @@ static cdf_status load_all(cdf_tokenizer *t, const char *dir, cdf_err *err) {
     return build_trie(t, err);
 }
 
-cdf_status cdf_tokenizer_load(cdf_tokenizer **out, const char *dir, cdf_err *err) {
-    *out = NULL;
-    if (!dir) return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "tokenizer folder: NULL path");
+static cdf_status load_new(cdf_tokenizer **out, const src_text *files, const char *dir, cdf_err *err) {
     cdf_tokenizer *t = cdf_calloc(1, sizeof *t, err);
     if (!t) return CDF_ERR_OUT_OF_MEMORY;
-    cdf_status st = load_all(t, dir, err);
+    cdf_status st = load_all(t, files, dir, err);
     if (st) {
         cdf_tokenizer_free(t);
         return st;
     }
     *out = t;
     return CDF_OK;
+}
+
+cdf_status cdf_tokenizer_load(cdf_tokenizer **out, const char *dir, cdf_err *err) {
+    *out = NULL;
+    if (!dir) return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "tokenizer folder: NULL path");
+    src_text files[N_FILES];
+    char *bufs[N_FILES] = {NULL};
+    cdf_status st = CDF_OK;
+    for (int k = 0; k < N_FILES && !st; k++) {
+        src_text *f = &files[k];
+        f->text = NULL;
+        f->len = 0;
+        st = join(f->label, sizeof f->label, dir, file_names[k], err);
+        if (st || (k >= F_CONFIG && !file_exists(f->label))) continue; /* the last two are optional */
+        st = cdf_read_file(f->label, k == F_MERGES ? MERGES_MAX_BYTES : CDF_JSON_MAX_BYTES, &bufs[k], &f->len, err);
+        f->text = bufs[k];
+    }
+    if (!st) st = load_new(out, files, dir, err);
+    for (int k = 0; k < N_FILES; k++) free(bufs[k]);
+    return st;
+}
+
+cdf_status cdf_tokenizer_load_mem(cdf_tokenizer **out, const cdf_tokenizer_texts *in, cdf_err *err) {
+    *out = NULL;
+    if (!in || !in->vocab_json || !in->merges_txt)
+        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "tokenizer: vocab.json and merges.txt texts are required");
+    const char *dir = in->label ? in->label : "<memory>";
+    const char *text[N_FILES] = {in->vocab_json, in->merges_txt, in->config_json, in->special_tokens_json};
+    const size_t len[N_FILES] = {in->vocab_len, in->merges_len, in->config_len, in->special_tokens_len};
+    src_text files[N_FILES];
+    char *bufs[N_FILES] = {NULL};
+    cdf_status st = CDF_OK;
+    for (int k = 0; k < N_FILES && !st; k++) {
+        src_text *f = &files[k];
+        f->text = NULL;
+        f->len = len[k];
+        snprintf(f->label, sizeof f->label, "%.4000s/%s", dir, file_names[k]);
+        if (!text[k]) continue;
+        /* The same limits as for files, checked before copying. */
+        const size_t max = k == F_MERGES ? MERGES_MAX_BYTES : CDF_JSON_MAX_BYTES;
+        if (len[k] > max) {
+            st = cdf_errf(err, CDF_ERR_FORMAT, "%s: %zu bytes, more than the limit of %zu", f->label, len[k], max);
+            break;
+        }
+        if (!(bufs[k] = cdf_malloc(len[k] + 1, 1, err))) { st = CDF_ERR_OUT_OF_MEMORY; break; }
+        memcpy(bufs[k], text[k], len[k]);
+        bufs[k][len[k]] = '\0';
+        f->text = bufs[k];
+    }
+    if (!st) st = load_new(out, files, dir, err);
+    for (int k = 0; k < N_FILES; k++) free(bufs[k]);
+    return st;
 }
 
 void cdf_tokenizer_free(cdf_tokenizer *t) {

@@ -18,6 +18,23 @@ typedef struct cdf_tokenizer cdf_tokenizer;
 #define CDF_TOKENIZER_MAX_PROMPT_BYTES (1u << 20)
 
 cdf_status cdf_tokenizer_load(cdf_tokenizer **out, const char *dir, cdf_err *err);
+
+/* The same from the files' texts held in memory (copied; need not be
+ * NUL-terminated). config_json and special_tokens_json may be NULL (the
+ * files are optional); `label` (may be NULL) stands for the folder in
+ * messages. The size limits of the files apply. */
+typedef struct cdf_tokenizer_texts {
+    const char *vocab_json;
+    size_t vocab_len;
+    const char *merges_txt;
+    size_t merges_len;
+    const char *config_json;         /* tokenizer_config.json */
+    size_t config_len;
+    const char *special_tokens_json; /* special_tokens_map.json */
+    size_t special_tokens_len;
+    const char *label;
+} cdf_tokenizer_texts;
+cdf_status cdf_tokenizer_load_mem(cdf_tokenizer **out, const cdf_tokenizer_texts *texts, cdf_err *err);
 void cdf_tokenizer_free(cdf_tokenizer *t);
 
 /* model_max_length (77 for SD) and the special ids. */
