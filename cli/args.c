@@ -9,7 +9,8 @@
 enum {
     O_MODEL = 1, O_VAE, O_VARIANT, O_DTYPE, O_SCHED, O_SCHED_CFG, O_OUTPUT, O_LATENTS, O_OUT_TENSOR, O_COMPONENT,
     O_INPUT, O_PROMPT, O_NEG, O_SEED, O_SEEDS, O_STEPS, O_BATCH, O_HEIGHT, O_WIDTH, O_CLIP_SKIP, O_THREADS,
-    O_GUIDANCE, O_KARRAS, O_QUIET, O_GRID, O_HELP, O_VERSION
+    O_GUIDANCE, O_KARRAS, O_QUIET, O_GRID, O_HELP, O_VERSION, O_VAE_TILING, O_VAE_SLICING, O_ATTN_SLICING,
+    O_LOW_MEMORY
 };
 
 typedef struct opt_spec {
@@ -34,6 +35,8 @@ static const opt_spec specs[] = {
     {"cfg-scale", 0, O_GUIDANCE, 1},     {"karras", 0, O_KARRAS, 0},
     {"quiet", 'q', O_QUIET, 0},          {"grid", 0, O_GRID, 1},
     {"help", 'h', O_HELP, 0},            {"version", 'V', O_VERSION, 0},
+    {"vae-tiling", 0, O_VAE_TILING, 0},  {"vae-slicing", 0, O_VAE_SLICING, 0},
+    {"attention-slicing", 0, O_ATTN_SLICING, 1}, {"low-memory", 0, O_LOW_MEMORY, 0},
 };
 
 static int fail(char *err, size_t cap, const char *fmt, const char *a, const char *b) {
@@ -166,6 +169,13 @@ static int apply(cli_options *o, const opt_spec *s, const char *v, char *err, si
         break;
     }
     case O_KARRAS: o->karras = 1; break;
+    case O_VAE_TILING: o->vae_tiling = 1; break;
+    case O_VAE_SLICING: o->vae_slicing = 1; break;
+    case O_LOW_MEMORY: o->low_memory = 1; break;
+    case O_ATTN_SLICING:
+        if (strcmp(v, "auto") == 0) o->attention_slice = 64;
+        else return parse_long(n, v, 1, 1 << 20, &o->attention_slice, err, cap);
+        break;
     case O_QUIET: o->quiet = 1; break;
     case O_GRID: {
         char *x = strchr(v, 'x');

@@ -31,7 +31,8 @@ typedef struct cli_options {
     int seed_given;
     long steps, batch, height, width, clip_skip, threads;
     double guidance;
-    int karras, quiet;
+    int karras, quiet, vae_tiling, vae_slicing, low_memory;
+    long attention_slice;
     long grid_rows, grid_cols;
     const char *help_topic; /* subcommand whose help was asked for */
 } cli_options;

@@ -128,6 +128,9 @@ int cmd_generate(const cli_options *o) {
     cli_dtype(o->dtype, &wd, &bf16);
     lp.weight_dtype = (cdf_dtype)wd;
     lp.compute = bf16 ? CDF_COMPUTE_TYPE_BF16 : CDF_COMPUTE_TYPE_F32;
+    /* One generation per run: load each component when its stage comes and
+     * free it after, so the peak is the largest component, not their sum. */
+    lp.memory = CDF_MEMORY_STAGED;
     struct timespec ts0, ts1;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
     cdf_model *m = NULL;
@@ -182,6 +185,9 @@ int cmd_generate(const cli_options *o) {
     g.seeds = o->seeds;
     g.n_seeds = o->n_seeds;
     run_stats stats = {o->quiet, 0, 0, 0, 0, 0};
+    g.vae_tiling = o->vae_tiling || o->low_memory;
+    g.vae_slicing = o->vae_slicing || o->low_memory;
+    g.attention_slice = o->attention_slice ? o->attention_slice : (o->low_memory ? 64 : 0);
     g.progress = on_progress;
     g.progress_user_data = &stats;
     float *latents = NULL;

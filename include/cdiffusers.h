@@ -82,12 +82,20 @@ typedef enum cdf_compute_type {
     CDF_COMPUTE_TYPE_BF16 = 1  /* bfloat16 operands, float32 accumulation, norms and softmax */
 } cdf_compute_type;
 
+/* When the components' weights are in memory. */
+typedef enum cdf_memory_mode {
+    CDF_MEMORY_RESIDENT = 0, /* all loaded by cdf_model_load and kept: fastest for many generations */
+    CDF_MEMORY_STAGED = 1    /* each generation loads the text encoder, the UNet and the VAE in turn
+                                and frees each after its stage: peak memory = the largest one */
+} cdf_memory_mode;
+
 typedef struct cdf_load_params {
     const char *model_dir;      /* diffusers folder with model_index.json (required) */
     const char *variant;        /* NULL, or e.g. "fp16": read *.fp16.safetensors */
     cdf_dtype weight_dtype;     /* in-memory weights: CDF_DTYPE_F32 (default), F16 or BF16 */
     cdf_compute_type compute;   /* default CDF_COMPUTE_TYPE_F32 */
     const char *vae_dir;        /* NULL, or a VAE folder that replaces the model's vae/ */
+    cdf_memory_mode memory;     /* default CDF_MEMORY_RESIDENT */
 } cdf_load_params;
 void cdf_load_params_default(cdf_load_params *p);
 
@@ -154,6 +162,10 @@ typedef struct cdf_generate_params {
     const uint64_t *seeds;
     size_t n_seeds;
     const float *latents;                /* NULL, or [batch, C, h, w] initial latents */
+    int vae_tiling;                      /* decode tile by tile with blended seams (diffusers' enable_vae_tiling):
+                                            memory bounded by one tile, for large images */
+    int vae_slicing;                     /* decode the batch one image at a time */
+    int64_t attention_slice;             /* query rows per attention tile; 0: automatic (128) */
     cdf_progress_fn progress;
     void *progress_user_data;
 } cdf_generate_params;

@@ -174,7 +174,8 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, void *out, const
     cdf_status st = cdf_exec_thread_streams(ex, err);
     if (st) return st;
     /* Primitives for the full and the shorter last tile/block, made before the parallel loop. */
-    pl.qfull = a->Nq < QT ? a->Nq : QT;
+    const int64_t qt = ex->attn_rows > 0 ? ex->attn_rows : QT;
+    pl.qfull = a->Nq < qt ? a->Nq : qt;
     pl.kfull = a->Nk < KT ? a->Nk : KT;
     const int64_t qsz[2] = {pl.qfull, a->Nq - (a->Nq - 1) / pl.qfull * pl.qfull};
     const int64_t ksz[2] = {pl.kfull, a->Nk - (a->Nk - 1) / pl.kfull * pl.kfull};
@@ -193,8 +194,8 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, void *out, const
     const size_t nkv = (size_t)BH * (size_t)a->Nk * (size_t)D * pl.esz;
     pl.kp = cdf_arena_alloc(ar, nkv, err);
     pl.vp = cdf_arena_alloc(ar, nkv, err);
-    const size_t per = (size_t)QT * D * pl.esz + (size_t)QT * KT * 4 + (size_t)QT * KT * 2 + (size_t)QT * D * 8 +
-                       (size_t)QT * 8 + scratch + 8 * 64;
+    const size_t QTr = (size_t)pl.qfull;
+    const size_t per = QTr * D * pl.esz + QTr * KT * 4 + QTr * KT * 2 + QTr * D * 8 + QTr * 8 + scratch + 8 * 64;
     unsigned char *ws = cdf_arena_alloc(ar, per * (size_t)nt, err);
     if (!pl.kp || !pl.vp || !ws) { cdf_arena_reset(ar, mark); return CDF_ERR_OUT_OF_MEMORY; }
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
@@ -207,7 +208,7 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, void *out, const
             pack_rows((char *)pl.vp + off, v + (size_t)(b * a->Nk + j) * a->ldv + (size_t)(h * D), a->ldv, rows, D,
                       1.0f, pl.c);
         }
-    const int64_t ntiles = (a->Nq + QT - 1) / QT;
+    const int64_t ntiles = (a->Nq + pl.qfull - 1) / pl.qfull;
     cdf_status tst[256] = {0};
     cdf_err terr;
 #pragma omp parallel num_threads(nt)
@@ -216,13 +217,13 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, void *out, const
         unsigned char *p = ws + per * (size_t)t;
 #define TAKE(n) (p += (((size_t)(n)) + 63) & ~(size_t)63, p - ((((size_t)(n)) + 63) & ~(size_t)63))
         tile_ws w;
-        w.qp = TAKE((size_t)QT * D * pl.esz);
-        w.s = (float *)TAKE((size_t)QT * KT * 4);
-        w.pb = (uint16_t *)TAKE((size_t)QT * KT * 2);
-        w.op = (float *)TAKE((size_t)QT * D * 4);
-        w.o = (float *)TAKE((size_t)QT * D * 4);
-        w.m = (float *)TAKE((size_t)QT * 4);
-        w.l = (float *)TAKE((size_t)QT * 4);
+        w.qp = TAKE(QTr * D * pl.esz);
+        w.s = (float *)TAKE(QTr * KT * 4);
+        w.pb = (uint16_t *)TAKE(QTr * KT * 2);
+        w.op = (float *)TAKE(QTr * D * 4);
+        w.o = (float *)TAKE(QTr * D * 4);
+        w.m = (float *)TAKE(QTr * 4);
+        w.l = (float *)TAKE(QTr * 4);
         w.scratch = TAKE(scratch);
 #undef TAKE
         w.stream = ex->tstreams[t];
@@ -231,7 +232,7 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, void *out, const
 #pragma omp for collapse(2) schedule(static)
         for (int64_t bh = 0; bh < BH; bh++)
             for (int64_t ti = 0; ti < ntiles; ti++)
-                if (!ms) ms = run_tile(ex, &pl, &w, out, q, bh / a->heads, bh % a->heads, ti * QT, &my);
+                if (!ms) ms = run_tile(ex, &pl, &w, out, q, bh / a->heads, bh % a->heads, ti * pl.qfull, &my);
         if (ms && t < 256) {
             tst[t] = ms;
 #pragma omp critical

@@ -77,6 +77,7 @@ void cdf_exec_free(cdf_exec *ex) {
 }
 
 int cdf_exec_threads(const cdf_exec *ex) { return ex->threads; }
+void cdf_exec_set_attention_slice(cdf_exec *ex, int64_t rows) { ex->attn_rows = rows > 0 ? rows : 0; }
 uint64_t cdf_exec_flops(const cdf_exec *ex) { return ex->flops; }
 
 double cdf_prof_now(void) {

@@ -45,6 +45,7 @@ struct cdf_exec {
     cdf_prim *cache;
     size_t cache_cap, cache_count;
     uint64_t flops; /* multiply-adds x 2 of matrix products run so far */
+    int64_t attn_rows;  /* query rows per attention tile, 0 = default */
     int profile;
     double prof[CDF_PROF_COUNT];
 };

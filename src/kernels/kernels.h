@@ -42,6 +42,10 @@ int cdf_exec_threads(const cdf_exec *ex);
 cdf_arena *cdf_exec_arena(cdf_exec *ex);
 /* Makes the calling thread use ex's thread count (call before a forward). */
 void cdf_exec_begin(cdf_exec *ex);
+/* Attention slicing: query rows per tile (0: the default, 128). Smaller
+ * slices need less scratch (rows x 1024 scores per thread), at some speed. */
+void cdf_exec_set_attention_slice(cdf_exec *ex, int64_t rows);
+
 /* Drops cached primitives (e.g. after a model is freed). */
 void cdf_exec_clear_cache(cdf_exec *ex);
 /* Floating-point operations of the matrix products (convolutions, linear

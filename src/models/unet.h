@@ -36,6 +36,9 @@ typedef struct cdf_unet_config {
 
 typedef struct cdf_unet cdf_unet;
 
+/* unet/config.json -> config (diffusers' defaults; other families refused). */
+cdf_status cdf_unet_read_config(cdf_unet_config *c, const cdf_json *j, cdf_err *err);
+
 cdf_status cdf_unet_load(cdf_unet **out, const cdf_backend *be, const char *dir, const char *variant,
                          const cdf_weight_opts *o, cdf_err *err);
 /* The same from a parsed config.json and an open weights source. */

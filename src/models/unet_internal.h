@@ -36,6 +36,5 @@ struct cdf_unet {
     cdf_norm norm_out;
 };
 
-cdf_status cdf_unet_read_config(cdf_unet_config *c, const cdf_json *j, cdf_err *err);
 
 #endif

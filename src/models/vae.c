@@ -301,8 +301,34 @@ out:
     return st;
 }
 
+void cdf_vae_moments_to_dist(const float *mom, int64_t B, int64_t L, int64_t h, int64_t w, float *mean, float *stdv,
+                             float *logvar) {
+    const size_t hw = (size_t)(h * w);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t ch = 0; ch < L; ch++)
+            for (size_t p = 0; p < hw; p++) {
+                const size_t o = (size_t)(b * L + ch) * hw + p;
+                float lv = mom[(size_t)(b * 2 * L + L + ch) * hw + p];
+                lv = lv < -30.0f ? -30.0f : lv > 20.0f ? 20.0f : lv;
+                if (mean) mean[o] = mom[(size_t)(b * 2 * L + ch) * hw + p];
+                if (logvar) logvar[o] = lv;
+                if (stdv) stdv[o] = expf(0.5f * lv);
+            }
+}
+
 cdf_status cdf_vae_encode(cdf_exec *ex, const cdf_vae *v, float *mean, float *stdv, float *logvar, const float *image,
                           int64_t B, int64_t H, int64_t W, cdf_err *err) {
+    const int64_t f = cdf_vae_scale_factor(v), L = v->cfg.latent_channels;
+    float *mom = cdf_malloc((size_t)(B * 2 * L * (H / f) * (W / f)) + 1, sizeof(float), err);
+    if (!mom) return CDF_ERR_OUT_OF_MEMORY;
+    cdf_status st = cdf_vae_encode_moments(ex, v, mom, image, B, H, W, err);
+    if (!st) cdf_vae_moments_to_dist(mom, B, L, H / f, W / f, mean, stdv, logvar);
+    free(mom);
+    return st;
+}
+
+cdf_status cdf_vae_encode_moments(cdf_exec *ex, const cdf_vae *v, float *moments, const float *image, int64_t B,
+                                  int64_t H, int64_t W, cdf_err *err) {
     const cdf_vae_config *c = &v->cfg;
     const int64_t f = cdf_vae_scale_factor(v), L = c->latent_channels;
     if (B < 1 || H < 1 || W < 1 || H % f || W % f)
@@ -348,18 +374,7 @@ cdf_status cdf_vae_encode(cdf_exec *ex, const cdf_vae *v, float *mean, float *st
             if ((st = cdf_conv2d_forward(ex, &v->quant_conv, q, m, B, H, W, 0, err))) goto out;
             m = q;
         }
-        /* moments [B, HW, 2L]: mean = first L channels, logvar = last L */
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t ch = 0; ch < L; ch++)
-                for (int64_t p = 0; p < H * W; p++) {
-                    const float *r = m + (b * H * W + p) * 2 * L;
-                    float lv = r[L + ch];
-                    lv = lv < -30.0f ? -30.0f : lv > 20.0f ? 20.0f : lv;
-                    size_t o = (size_t)((b * L + ch) * H * W + p);
-                    if (mean) mean[o] = r[ch];
-                    if (logvar) logvar[o] = lv;
-                    if (stdv) stdv[o] = expf(0.5f * lv);
-                }
+        cdf_nhwc_to_nchw(moments, m, B, 2 * L, H, W);
     }
 out:
     cdf_arena_reset(ar, mark);

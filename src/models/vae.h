@@ -43,4 +43,20 @@ cdf_status cdf_vae_decode(cdf_exec *ex, const cdf_vae *v, float *image, const fl
 cdf_status cdf_vae_encode(cdf_exec *ex, const cdf_vae *v, float *mean, float *std, float *logvar, const float *image,
                           int64_t B, int64_t H, int64_t W, cdf_err *err);
 
+/* The encoder's raw output moments [B, 2*latent, H/f, W/f] (after quant_conv),
+ * and their split into the diagonal Gaussian (outputs may be NULL). */
+cdf_status cdf_vae_encode_moments(cdf_exec *ex, const cdf_vae *v, float *moments, const float *image, int64_t B,
+                                  int64_t H, int64_t W, cdf_err *err);
+void cdf_vae_moments_to_dist(const float *moments, int64_t B, int64_t L, int64_t h, int64_t w, float *mean,
+                             float *stdv, float *logvar);
+
+/* Tiled decode/encode as diffusers' enable_vae_tiling: tiles of the config's
+ * sample_size (latent tiles of sample_size / f) with 25% overlap, blended
+ * linearly across the seams, so memory is bounded by one tile whatever the
+ * image size. Used only when the input exceeds one tile (as diffusers). */
+cdf_status cdf_vae_decode_tiled(cdf_exec *ex, const cdf_vae *v, float *image, const float *latents, int64_t B,
+                                int64_t h, int64_t w, cdf_err *err);
+cdf_status cdf_vae_encode_tiled(cdf_exec *ex, const cdf_vae *v, float *mean, float *stdv, float *logvar,
+                                const float *image, int64_t B, int64_t H, int64_t W, cdf_err *err);
+
 #endif

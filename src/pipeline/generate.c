@@ -107,7 +107,7 @@ static cdf_status check_params(const cdf_pipeline *p, const cdf_generate_params 
                         g->num_inference_steps);
     if (!isfinite(g->guidance_scale) || fabs(g->guidance_scale) > 1e4)
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "guidance_scale %g is not a sane number", g->guidance_scale);
-    const int64_t layers = cdf_clip_text_config(p->m->te)->layers;
+    const int64_t layers = p->m->te_cfg.layers;
     if (g->clip_skip < 0 || g->clip_skip >= layers)
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "clip_skip %d must be between 0 and %lld", g->clip_skip,
                         (long long)layers - 1);
@@ -120,8 +120,8 @@ static cdf_status check_params(const cdf_pipeline *p, const cdf_generate_params 
 }
 
 /* Encodes n prompts into emb[n, L, D]. */
-static cdf_status encode(cdf_pipeline *p, const char *const *prompts, size_t n, int skip, float *emb, const char *what,
-                         cdf_err *err) {
+static cdf_status encode(cdf_pipeline *p, const cdf_clip_text *te, const char *const *prompts, size_t n, int skip,
+                         float *emb, const char *what, cdf_err *err) {
     const size_t L = cdf_tokenizer_max_length(p->m->tok);
     int64_t *ids = cdf_malloc(n * L, sizeof *ids, err);
     if (!ids) return CDF_ERR_OUT_OF_MEMORY;
@@ -135,7 +135,7 @@ static cdf_status encode(cdf_pipeline *p, const char *const *prompts, size_t n, 
         }
     }
     cdf_clip_outputs o = {emb, NULL, NULL};
-    if (!st) st = cdf_clip_text_forward(p->ex, p->m->te, ids, (int64_t)n, (int64_t)L, skip, &o, err);
+    if (!st) st = cdf_clip_text_forward(p->ex, te, ids, (int64_t)n, (int64_t)L, skip, &o, err);
     free(ids);
     return st;
 }
@@ -166,11 +166,14 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
     const size_t np = g->n_prompts, nipp = g->num_images_per_prompt, B = np * nipp;
     const int cfg = g->guidance_scale > 1.0;
     const size_t U = cfg ? 2 * B : B; /* UNet batch */
-    const int64_t L = (int64_t)cdf_tokenizer_max_length(m->tok), D = cdf_clip_text_config(m->te)->hidden;
-    const int64_t f = cdf_vae_scale_factor(m->vae), h = H / f, w = W / f;
-    const int64_t C = cdf_unet_get_config(m->unet)->in_channels;
+    const int64_t L = (int64_t)cdf_tokenizer_max_length(m->tok), D = m->te_cfg.hidden;
+    const int64_t f = (int64_t)1 << (m->vae_cfg.nblocks - 1), h = H / f, w = W / f;
+    const int64_t C = m->unet_cfg.in_channels;
     const size_t nl = B * (size_t)(C * h * w), ne = (size_t)(L * D);
     gen_state s = {0};
+    cdf_clip_text *te = NULL;
+    cdf_unet *unet = NULL;
+    cdf_vae *vae = NULL;
     gen_set gs = {0};
     uint64_t seeds_used[MAX_BATCH];
     if (!(s.cond = cdf_malloc(np, ne * sizeof(float), err)) || !(s.ctx = cdf_malloc(U, ne * sizeof(float), err)) ||
@@ -190,14 +193,15 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
 
     /* 1. prompt embeddings; CFG batch = [uncond x B, cond x B], prompt-major */
     double t0 = now_s();
-    if ((st = encode(p, g->prompts, np, g->clip_skip, s.cond, "prompt", err))) goto out;
+    if ((st = cdf_model_text_encoder(m, &te, err))) goto out;
+    if ((st = encode(p, te, g->prompts, np, g->clip_skip, s.cond, "prompt", err))) goto out;
     if (cfg) {
         /* diffusers 0.26.3 encodes negative prompts without clip_skip. */
         const char **neg = cdf_malloc(np, sizeof *neg, err);
         if (!neg) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
         for (size_t i = 0; i < np; i++)
             neg[i] = g->n_negative_prompts == 0 ? "" : g->negative_prompts[g->n_negative_prompts == 1 ? 0 : i];
-        st = encode(p, neg, np, 0, s.uncond, "negative prompt", err);
+        st = encode(p, te, neg, np, 0, s.uncond, "negative prompt", err);
         free(neg);
         if (st) goto out;
     }
@@ -205,6 +209,8 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
         if (cfg) memcpy(s.ctx + i * ne, s.uncond + (i / nipp) * ne, ne * sizeof(float));
         memcpy(s.ctx + ((cfg ? B : 0) + i) * ne, s.cond + (i / nipp) * ne, ne * sizeof(float));
     }
+    cdf_model_release_text_encoder(m, te); /* staged mode: frees it before the UNet comes in */
+    te = NULL;
     if (report(g, "text_encoder", 1, 1, t0)) { st = cdf_errf(err, CDF_ERR_CANCELLED, "cancelled"); goto out; }
 
     /* 2. scheduler and initial latents */
@@ -219,6 +225,12 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
     for (size_t i = 0; i < nl; i++) s.lat[i] *= sigma0;
 
     /* 3. denoising loop */
+    if (g->attention_slice < 0 || g->attention_slice > 1 << 20) {
+        st = cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "attention_slice %lld is out of range", (long long)g->attention_slice);
+        goto out;
+    }
+    cdf_exec_set_attention_slice(p->ex, g->attention_slice);
+    if ((st = cdf_model_unet(m, &unet, err))) goto out;
     const size_t nt = cdf_scheduler_num_timesteps(s.s);
     const float gsc = (float)g->guidance_scale;
     t0 = now_s();
@@ -228,7 +240,7 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
         if (cfg) memcpy(s.lat2 + nl, s.lat, nl * sizeof(float));
         if ((st = cdf_scheduler_scale_model_input(s.s, s.lat2, s.lat2, shape2, t, err))) goto out;
         const float tf = (float)t;
-        if ((st = cdf_unet_forward(p->ex, m->unet, s.noise, s.lat2, (int64_t)U, h, w, &tf, 1, s.ctx, L, NULL, NULL,
+        if ((st = cdf_unet_forward(p->ex, unet, s.noise, s.lat2, (int64_t)U, h, w, &tf, 1, s.ctx, L, NULL, NULL,
                                    err)))
             goto out;
         if (cfg) /* uncond + scale * (text - uncond) */
@@ -240,13 +252,29 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
         }
     }
 
+    cdf_model_release_unet(m, unet);
+    unet = NULL;
+
     /* 4. decode and post-process */
     t0 = now_s();
-    if ((st = cdf_vae_decode(p->ex, m->vae, s.img, s.lat, (int64_t)B, h, w, err))) goto out;
+    if ((st = cdf_model_vae(m, &vae, err))) goto out;
+    {
+        /* VAE slicing: one image at a time; tiling: tile by tile within an image. */
+        const size_t per = g->vae_slicing ? 1 : B, il = (size_t)(C * h * w), io = (size_t)(3 * H * W);
+        for (size_t b0 = 0; b0 < B && !st; b0 += per) {
+            const size_t nb = B - b0 < per ? B - b0 : per;
+            st = g->vae_tiling ? cdf_vae_decode_tiled(p->ex, vae, s.img + b0 * io, s.lat + b0 * il, (int64_t)nb, h, w, err)
+                               : cdf_vae_decode(p->ex, vae, s.img + b0 * io, s.lat + b0 * il, (int64_t)nb, h, w, err);
+        }
+        if (st) goto out;
+    }
     if (report(g, "vae_decode", 1, 1, t0)) { st = cdf_errf(err, CDF_ERR_CANCELLED, "cancelled"); goto out; }
     cdf_images_meta meta = {g, p, H, W, seeds_used};
     st = cdf_images_build(out, s.img, B, &meta, err);
 out:
+    if (te) cdf_model_release_text_encoder(m, te);
+    if (unet) cdf_model_release_unet(m, unet);
+    if (vae) cdf_model_release_vae(m, vae);
     free_state(&s);
     return st;
 }

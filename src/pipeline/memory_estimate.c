@@ -257,9 +257,9 @@ cdf_status cdf_mem_check(uint64_t need, uint64_t held, uint64_t available, uint6
 cdf_status cdf_pipeline_check_memory(const cdf_pipeline *p, const cdf_generate_params *g, int64_t H, int64_t W,
                                      cdf_err *err) {
     const cdf_model *m = p->m;
-    cdf_mem_request r = {cdf_unet_get_config(m->unet), cdf_vae_get_config(m->vae), cdf_clip_text_config(m->te),
+    cdf_mem_request r = {&m->unet_cfg, &m->vae_cfg, &m->te_cfg,
                          g->n_prompts * g->num_images_per_prompt, g->n_prompts, g->guidance_scale > 1.0, H, W,
-                         cdf_vae_scale_factor(m->vae), (int64_t)cdf_tokenizer_max_length(m->tok),
+                         (int64_t)1 << (m->vae_cfg.nblocks - 1), (int64_t)cdf_tokenizer_max_length(m->tok),
                          cdf_exec_threads(p->ex), m->wo.compute == CDF_COMPUTE_BF16};
     cdf_mem_estimate e;
     cdf_mem_estimate_generate(&r, &e);

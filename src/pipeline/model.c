@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "io/json.h"
+#include "models/component.h"
 #include "pipeline/internal.h"
 
 void cdf_load_params_default(cdf_load_params *p) {
@@ -110,37 +111,53 @@ cdf_status cdf_model_load(cdf_model **out, const cdf_load_params *p, cdf_error_b
         (!p->vae_dir && (st = expect_component(&idx, "vae", "AutoencoderKL", &err))))
         goto fail;
     if ((st = cdf_backend_create(&m->be, &err))) goto fail;
+    m->staged = p->memory == CDF_MEMORY_STAGED;
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    snprintf(m->variant, sizeof m->variant, "%s", p->variant ? p->variant : "");
+    if (p->vae_dir) snprintf(m->vae_path, sizeof m->vae_path, "%s", p->vae_dir);
+    else snprintf(m->vae_path, sizeof m->vae_path, "%s/vae", dir);
+    m->vae_variant = p->vae_dir == NULL; /* a stand-alone VAE folder usually has no variant files */
     snprintf(path, sizeof path, "%s/tokenizer", dir);
     if ((st = check_dir(path, "tokenizer", &err)) || (st = cdf_tokenizer_load(&m->tok, path, &err))) goto fail;
-    snprintf(path, sizeof path, "%s/text_encoder", dir);
-    if ((st = check_dir(path, "text_encoder", &err)) ||
-        (st = cdf_clip_text_load(&m->te, m->be, path, p->variant, &m->wo, &err)))
-        goto fail;
-    snprintf(path, sizeof path, "%s/unet", dir);
-    if ((st = check_dir(path, "unet", &err)) || (st = cdf_unet_load(&m->unet, m->be, path, p->variant, &m->wo, &err)))
-        goto fail;
-    if (p->vae_dir) {
-        /* A stand-alone VAE folder usually has no variant files. */
-        if ((st = check_dir(p->vae_dir, "VAE", &err)) ||
-            (st = cdf_vae_load(&m->vae, m->be, p->vae_dir, NULL, &m->wo, &err)))
+    /* Configs first (model facts without the weights), then the weights:
+     * loaded now (resident) or only checked (staged: loaded per stage). */
+    const char *comp[3] = {"text_encoder", "unet", NULL};
+    for (int i = 0; i < 3; i++) {
+        if (comp[i]) snprintf(path, sizeof path, "%s/%s", dir, comp[i]);
+        else snprintf(path, sizeof path, "%s", m->vae_path);
+        cdf_json j;
+        if ((st = check_dir(path, comp[i] ? comp[i] : "VAE", &err)) || (st = cdf_component_config(&j, path, &err)))
             goto fail;
-    } else {
-        snprintf(path, sizeof path, "%s/vae", dir);
-        if ((st = check_dir(path, "vae", &err)) || (st = cdf_vae_load(&m->vae, m->be, path, p->variant, &m->wo, &err)))
+        st = i == 0 ? cdf_clip_read_config(&m->te_cfg, &j, &err)
+           : i == 1 ? cdf_unet_read_config(&m->unet_cfg, &j, &err)
+                    : cdf_vae_read_config(&m->vae_cfg, &j, &err);
+        cdf_json_free(&j);
+        if (st) goto fail;
+        if (m->staged) {
+            cdf_st_file *f;
+            const char *variant = (i < 2 || m->vae_variant) ? p->variant : NULL;
+            if ((st = cdf_component_open_weights(&f, path, i == 0 ? "model" : "diffusion_pytorch_model", variant, &err)))
+                goto fail;
+            cdf_st_close(f);
+        }
+    }
+    if (!m->staged) {
+        if ((st = cdf_model_text_encoder(m, &m->te, &err)) || (st = cdf_model_unet(m, &m->unet, &err)) ||
+            (st = cdf_model_vae(m, &m->vae, &err)))
             goto fail;
     }
     if ((st = load_scheduler_config(m, dir, &err))) goto fail;
     /* Cross-component consistency. */
-    const cdf_unet_config *uc = cdf_unet_get_config(m->unet);
-    if (uc->cross_attention_dim != cdf_clip_text_config(m->te)->hidden) {
+    const cdf_unet_config *uc = &m->unet_cfg;
+    if (uc->cross_attention_dim != m->te_cfg.hidden) {
         st = cdf_errf(&err, CDF_ERR_FORMAT,
                       "%s/unet/config.json: cross_attention_dim %lld does not match the text encoder's hidden_size %lld",
-                      dir, (long long)uc->cross_attention_dim, (long long)cdf_clip_text_config(m->te)->hidden);
+                      dir, (long long)uc->cross_attention_dim, (long long)m->te_cfg.hidden);
         goto fail;
     }
-    if (uc->in_channels != cdf_vae_get_config(m->vae)->latent_channels) {
+    if (uc->in_channels != m->vae_cfg.latent_channels) {
         st = cdf_errf(&err, CDF_ERR_FORMAT, "%s/unet/config.json: in_channels %lld does not match the VAE's latent_channels %lld",
-                      dir, (long long)uc->in_channels, (long long)cdf_vae_get_config(m->vae)->latent_channels);
+                      dir, (long long)uc->in_channels, (long long)m->vae_cfg.latent_channels);
         goto fail;
     }
     cdf_json_free(&idx);
@@ -164,9 +181,31 @@ void cdf_model_free(cdf_model *m) {
     free(m);
 }
 
+/* Resident components are returned as they are; staged ones are loaded now
+ * and freed by the matching release call. */
+cdf_status cdf_model_text_encoder(const cdf_model *m, cdf_clip_text **out, cdf_err *err) {
+    if (m->te) { *out = m->te; return CDF_OK; }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/text_encoder", m->dir);
+    return cdf_clip_text_load(out, m->be, path, m->variant[0] ? m->variant : NULL, &m->wo, err);
+}
+cdf_status cdf_model_unet(const cdf_model *m, cdf_unet **out, cdf_err *err) {
+    if (m->unet) { *out = m->unet; return CDF_OK; }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/unet", m->dir);
+    return cdf_unet_load(out, m->be, path, m->variant[0] ? m->variant : NULL, &m->wo, err);
+}
+cdf_status cdf_model_vae(const cdf_model *m, cdf_vae **out, cdf_err *err) {
+    if (m->vae) { *out = m->vae; return CDF_OK; }
+    return cdf_vae_load(out, m->be, m->vae_path, (m->vae_variant && m->variant[0]) ? m->variant : NULL, &m->wo, err);
+}
+void cdf_model_release_text_encoder(const cdf_model *m, cdf_clip_text *t) { if (t != m->te) cdf_clip_text_free(t); }
+void cdf_model_release_unet(const cdf_model *m, cdf_unet *u) { if (u != m->unet) cdf_unet_free(u); }
+void cdf_model_release_vae(const cdf_model *m, cdf_vae *v) { if (v != m->vae) cdf_vae_free(v); }
+
 void cdf_model_get_info(const cdf_model *m, cdf_model_info *info) {
-    const int64_t f = cdf_vae_scale_factor(m->vae);
-    const cdf_unet_config *uc = cdf_unet_get_config(m->unet);
+    const int64_t f = (int64_t)1 << (m->vae_cfg.nblocks - 1);
+    const cdf_unet_config *uc = &m->unet_cfg;
     info->vae_scale_factor = f;
     info->default_height = info->default_width = uc->sample_size * f;
     info->latent_channels = uc->in_channels;
@@ -175,4 +214,4 @@ void cdf_model_get_info(const cdf_model *m, cdf_model_info *info) {
     info->name = m->name;
 }
 
-int64_t cdf_model_text_hidden_size(const cdf_model *m) { return cdf_clip_text_config(m->te)->hidden; }
+int64_t cdf_model_text_hidden_size(const cdf_model *m) { return m->te_cfg.hidden; }

@@ -121,28 +121,39 @@ cdf_status cdf_pipeline_encode_tokens(cdf_pipeline *p, const int64_t *ids, int64
                                       float *last_hidden, float *pooled, float *penultimate) {
     cdf_err err = {0};
     cdf_clip_outputs o = {last_hidden, pooled, penultimate};
-    if (cdf_clip_text_forward(p->ex, p->m->te, ids, B, L, clip_skip, &o, &err)) return cdf_pipeline_fail(p, &err);
-    return CDF_OK;
+    cdf_clip_text *te;
+    if (cdf_model_text_encoder(p->m, &te, &err)) return cdf_pipeline_fail(p, &err);
+    cdf_status st = cdf_clip_text_forward(p->ex, te, ids, B, L, clip_skip, &o, &err);
+    cdf_model_release_text_encoder(p->m, te);
+    return st ? cdf_pipeline_fail(p, &err) : CDF_OK;
 }
 
 cdf_status cdf_pipeline_unet(cdf_pipeline *p, const float *sample, int64_t B, int64_t h, int64_t w,
                              const float *timesteps, int64_t nt, const float *ctx, int64_t L, float *out) {
     cdf_err err = {0};
-    if (cdf_unet_forward(p->ex, p->m->unet, out, sample, B, h, w, timesteps, nt, ctx, L, NULL, NULL, &err))
-        return cdf_pipeline_fail(p, &err);
-    return CDF_OK;
+    cdf_unet *u;
+    if (cdf_model_unet(p->m, &u, &err)) return cdf_pipeline_fail(p, &err);
+    cdf_status st = cdf_unet_forward(p->ex, u, out, sample, B, h, w, timesteps, nt, ctx, L, NULL, NULL, &err);
+    cdf_model_release_unet(p->m, u);
+    return st ? cdf_pipeline_fail(p, &err) : CDF_OK;
 }
 
 cdf_status cdf_pipeline_vae_decode(cdf_pipeline *p, const float *latents, int64_t B, int64_t h, int64_t w,
                                    float *image) {
     cdf_err err = {0};
-    if (cdf_vae_decode(p->ex, p->m->vae, image, latents, B, h, w, &err)) return cdf_pipeline_fail(p, &err);
-    return CDF_OK;
+    cdf_vae *v;
+    if (cdf_model_vae(p->m, &v, &err)) return cdf_pipeline_fail(p, &err);
+    cdf_status st = cdf_vae_decode(p->ex, v, image, latents, B, h, w, &err);
+    cdf_model_release_vae(p->m, v);
+    return st ? cdf_pipeline_fail(p, &err) : CDF_OK;
 }
 
 cdf_status cdf_pipeline_vae_encode(cdf_pipeline *p, const float *image, int64_t B, int64_t H, int64_t W,
                                    float *mean, float *std) {
     cdf_err err = {0};
-    if (cdf_vae_encode(p->ex, p->m->vae, mean, std, NULL, image, B, H, W, &err)) return cdf_pipeline_fail(p, &err);
-    return CDF_OK;
+    cdf_vae *v;
+    if (cdf_model_vae(p->m, &v, &err)) return cdf_pipeline_fail(p, &err);
+    cdf_status st = cdf_vae_encode(p->ex, v, mean, std, NULL, image, B, H, W, &err);
+    cdf_model_release_vae(p->m, v);
+    return st ? cdf_pipeline_fail(p, &err) : CDF_OK;
 }
