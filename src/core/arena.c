@@ -77,3 +77,12 @@ void *cdf_arena_alloc(cdf_arena *a, size_t bytes, cdf_err *err) {
     if (a->in_use > a->high) a->high = a->in_use;
     return a->blocks[a->cur].base;
 }
+
+void *cdf_arena_keep(cdf_arena *a, cdf_arena_mark m, void *p, size_t bytes) {
+    cdf_arena_reset(a, m);
+    /* Walking from m finds room at or before p (p's own block has it), so
+     * this never reserves a new block. */
+    void *q = cdf_arena_alloc(a, bytes, NULL);
+    if (q && q != p) memmove(q, p, bytes);
+    return q ? q : p;
+}

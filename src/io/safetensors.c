@@ -27,6 +27,8 @@ struct cdf_st_file {
     cdf_st_tensor fake;
     char *fake_name;
     float *fake_data;
+    cdf_st_tensor *made;   /* every fabricated tensor (name owned, no data) */
+    size_t nmade, capmade;
 };
 
 static int cmp_name(const void *a, const void *b) {
@@ -247,32 +249,42 @@ static uint64_t hash_name(const char *s, uint64_t seed) {
     return h | 1;
 }
 
+/* Deterministic values of a fabricated tensor: uniform, weights with
+ * variance 1/fan_in, 1-D ".weight" (norms) around 1, biases around 0. */
+static void synth_values(const char *name, uint64_t seed, int ndim, const int64_t *shape, float *out) {
+    size_t numel = 1, fan_in = 1;
+    for (int i = 0; i < ndim; i++) {
+        numel *= (size_t)shape[i];
+        if (i > 0) fan_in *= (size_t)shape[i];
+    }
+    const size_t nl = strlen(name);
+    const int is_bias = nl >= 5 && strcmp(name + nl - 5, ".bias") == 0;
+    const int is_norm = ndim == 1 && !is_bias;
+    const float a = is_bias ? 0.02f : is_norm ? 0.05f : sqrtf(3.0f / (float)fan_in);
+    const float c = is_norm ? 1.0f : 0.0f;
+    uint64_t x = hash_name(name, seed);
+    for (size_t i = 0; i < numel; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out[i] = c + a * ((float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f);
+    }
+}
+
 static cdf_status fabricate(cdf_st_file *f, const char *name, int ndim, const int64_t *shape,
                             const cdf_st_tensor **out, cdf_err *err) {
     free(f->fake_data);
     free(f->fake_name);
     f->fake_data = NULL;
     f->fake_name = strdup(name);
-    size_t numel = 1, fan_in = 1;
+    size_t numel = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return cdf_errf(err, CDF_ERR_INTERNAL, "synthetic tensor '%s' has an open dimension", name);
         numel *= (size_t)shape[i];
-        if (i > 0) fan_in *= (size_t)shape[i];
     }
     if (!f->fake_name || !(f->fake_data = cdf_malloc(numel ? numel : 1, sizeof(float), err)))
         return cdf_errf(err, CDF_ERR_OUT_OF_MEMORY, "out of memory fabricating '%s'", name);
-    const size_t nl = strlen(name);
-    const int is_bias = nl >= 5 && strcmp(name + nl - 5, ".bias") == 0;
-    const int is_norm = ndim == 1 && !is_bias;
-    const float a = is_bias ? 0.02f : is_norm ? 0.05f : sqrtf(3.0f / (float)fan_in);
-    const float c = is_norm ? 1.0f : 0.0f;
-    uint64_t x = hash_name(name, f->seed);
-    for (size_t i = 0; i < numel; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        f->fake_data[i] = c + a * ((float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f);
-    }
+    synth_values(name, f->seed, ndim, shape, f->fake_data);
     memset(&f->fake, 0, sizeof f->fake);
     f->fake.name = f->fake_name;
     f->fake.dtype = CDF_DTYPE_F32;
@@ -281,12 +293,35 @@ static cdf_status fabricate(cdf_st_file *f, const char *name, int ndim, const in
     f->fake.numel = numel;
     f->fake.nbytes = numel * sizeof(float);
     f->fake.data = f->fake_data;
+    /* remember it (once per name) for cdf_st_synthetic_at */
+    for (size_t i = 0; i < f->nmade; i++)
+        if (strcmp(f->made[i].name, name) == 0) goto done;
+    if (f->nmade == f->capmade) {
+        size_t nc = f->capmade ? 2 * f->capmade : 256;
+        cdf_st_tensor *nm = realloc(f->made, nc * sizeof *nm);
+        if (!nm) return cdf_errf(err, CDF_ERR_OUT_OF_MEMORY, "out of memory");
+        f->made = nm;
+        f->capmade = nc;
+    }
+    f->made[f->nmade] = f->fake;
+    f->made[f->nmade].data = NULL;
+    if (!(f->made[f->nmade].name = strdup(name))) return cdf_errf(err, CDF_ERR_OUT_OF_MEMORY, "out of memory");
+    f->nmade++;
+done:
     *out = &f->fake;
     return CDF_OK;
 }
 
+size_t cdf_st_synthetic_count(const cdf_st_file *f) { return f->nmade; }
+const cdf_st_tensor *cdf_st_synthetic_at(const cdf_st_file *f, size_t i) { return i < f->nmade ? &f->made[i] : NULL; }
+void cdf_st_synthetic_values(const cdf_st_file *f, const cdf_st_tensor *t, float *out) {
+    synth_values(t->name, f->seed, t->ndim, t->shape, out);
+}
+
 void cdf_st_close(cdf_st_file *f) {
     if (!f) return;
+    for (size_t i = 0; i < f->nmade; i++) free((char *)f->made[i].name);
+    free(f->made);
     free(f->fake_data);
     free(f->fake_name);
     if (f->mapped) munmap((void *)f->base, f->size);

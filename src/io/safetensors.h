@@ -52,6 +52,12 @@ cdf_status cdf_st_parse(cdf_st_file **out, const uint8_t *buf, size_t len,
  * Benchmarks build full-size models from real config files with it (speed
  * does not depend on the weights' values). */
 cdf_status cdf_st_synthetic(cdf_st_file **out, uint64_t seed, cdf_err *err);
+/* The tensors a synthetic source has fabricated so far, in request order
+ * (name and shape; data NULL), and the values it gives a tensor. Used to
+ * write a synthetic model to disk (bench/make_synthetic_model). */
+size_t cdf_st_synthetic_count(const cdf_st_file *f);
+const cdf_st_tensor *cdf_st_synthetic_at(const cdf_st_file *f, size_t i);
+void cdf_st_synthetic_values(const cdf_st_file *f, const cdf_st_tensor *t, float *out);
 
 void cdf_st_close(cdf_st_file *f);
 

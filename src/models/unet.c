@@ -183,6 +183,7 @@ static void timestep_embedding(float *emb, const float *t, int64_t B, int64_t nt
 typedef struct skip {
     float *p;
     int64_t C, H, W;
+    cdf_arena_mark at; /* the arena position just before p */
 } skip;
 
 cdf_status cdf_unet_forward(cdf_exec *ex, const cdf_unet *u, float *out, const float *sample, int64_t B, int64_t h,
@@ -217,47 +218,53 @@ cdf_status cdf_unet_forward(cdf_exec *ex, const cdf_unet *u, float *out, const f
     if (c->center_input_sample)
         for (size_t i = 0; i < (size_t)(B * h * w * c->in_channels); i++) x[i] = 2.0f * x[i] - 1.0f;
     int64_t H = h, W = w, C = C0;
+    cdf_arena_mark at = cdf_arena_save(ar);
     float *cur = cdf_arena_f32(ar, (size_t)(B * H * W * C), err);
     if (!cur) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
     if ((st = cdf_conv2d_forward(ex, &u->conv_in, cur, x, B, H, W, 0, err))) goto out;
     if (tap) tap(tu, "conv_in", cur, B, C, H, W);
-    skips[ns++] = (skip){cur, C, H, W};
+    skips[ns++] = (skip){cur, C, H, W, at};
     char name[64];
     for (int i = 0; i < n; i++) {
         const unet_down *d = &u->down[i];
         for (int j = 0; j < d->nres; j++) {
             const int64_t oc = d->res[j].cout;
+            at = cdf_arena_save(ar);
             float *y = cdf_arena_f32(ar, (size_t)(B * H * W * oc), err);
             if (!y) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
             if ((st = cdf_resnet_forward(ex, &d->res[j], y, cur, B, H, W, temb, err))) goto out;
             if (d->has_attn && (st = cdf_transformer2d_forward(ex, &d->attn[j], y, B, H, W, ctx, L, err))) goto out;
             cur = y;
             C = oc;
-            skips[ns++] = (skip){cur, C, H, W};
+            skips[ns++] = (skip){cur, C, H, W, at};
         }
         if (d->has_down) {
             int64_t Ho, Wo;
             cdf_conv2d_out_size(&d->down, H, W, &Ho, &Wo);
+            at = cdf_arena_save(ar);
             float *y = cdf_arena_f32(ar, (size_t)(B * Ho * Wo * C), err);
             if (!y) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
             if ((st = cdf_conv2d_forward(ex, &d->down, y, cur, B, H, W, 0, err))) goto out;
             cur = y;
             H = Ho;
             W = Wo;
-            skips[ns++] = (skip){cur, C, H, W};
+            skips[ns++] = (skip){cur, C, H, W, at};
         }
         snprintf(name, sizeof name, "down_blocks.%d", i);
         if (tap) tap(tu, name, cur, B, C, H, W);
     }
     {
-        float *y = cdf_arena_f32(ar, (size_t)(B * H * W * C), err);
-        float *y2 = cdf_arena_f32(ar, (size_t)(B * H * W * C), err);
+        /* the last down output is also a skip: the mid block writes above it */
+        at = cdf_arena_save(ar);
+        const size_t n = (size_t)(B * H * W * C);
+        float *y = cdf_arena_f32(ar, n, err);
+        float *y2 = cdf_arena_f32(ar, n, err);
         if (!y || !y2) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
         if ((st = cdf_resnet_forward(ex, &u->mid_res[0], y, cur, B, H, W, temb, err)) ||
             (st = cdf_transformer2d_forward(ex, &u->mid_attn, y, B, H, W, ctx, L, err)) ||
             (st = cdf_resnet_forward(ex, &u->mid_res[1], y2, y, B, H, W, temb, err)))
             goto out;
-        cur = y2;
+        cur = cdf_arena_keep(ar, at, y2, n * sizeof(float));
         if (tap) tap(tu, "mid_block", cur, B, C, H, W);
     }
     for (int i = 0; i < n; i++) {
@@ -275,8 +282,10 @@ cdf_status cdf_unet_forward(cdf_exec *ex, const cdf_unet *u, float *out, const f
             if (!cat || !y) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
             cdf_concat_channels(ex, cat, cur, C, s.p, s.C, B * H * W);
             if ((st = cdf_resnet_forward(ex, &up->res[j], y, cat, B, H, W, temb, err))) goto out;
+            /* the skip, the previous activation and cat are spent: y moves down over them */
+            at = s.at;
+            cur = y = cdf_arena_keep(ar, at, y, (size_t)(B * H * W * oc) * sizeof(float));
             if (up->has_attn && (st = cdf_transformer2d_forward(ex, &up->attn[j], y, B, H, W, ctx, L, err))) goto out;
-            cur = y;
             C = oc;
         }
         if (up->has_up) {
@@ -294,7 +303,7 @@ cdf_status cdf_unet_forward(cdf_exec *ex, const cdf_unet *u, float *out, const f
             H = Ho;
             W = Wo;
             if ((st = cdf_conv2d_forward(ex, &up->up, y, t, B, H, W, 0, err))) goto out;
-            cur = y;
+            cur = cdf_arena_keep(ar, at, y, (size_t)(B * H * W * C) * sizeof(float));
         }
         snprintf(name, sizeof name, "up_blocks.%d", i);
         if (tap) tap(tu, name, cur, B, C, H, W);

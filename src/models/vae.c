@@ -227,21 +227,26 @@ void cdf_vae_free(cdf_vae *v) {
     free(v);
 }
 
-/* Runs a resnet into a fresh arena buffer and returns it (the input stays). */
-static float *resnet_step(cdf_exec *ex, const cdf_resnet *r, const float *x, int64_t B, int64_t H, int64_t W,
-                          cdf_status *st, cdf_err *err) {
-    float *y = cdf_arena_f32(cdf_exec_arena(ex), (size_t)(B * H * W * r->cout), err);
+/* The activation chain x -> y -> ... lives at one arena position `at` (the
+ * mark just before x): each layer writes a fresh buffer above x, which then
+ * moves down over x (cdf_arena_keep), so a decode holds about two
+ * activations, not all of them. */
+static float *resnet_step(cdf_exec *ex, const cdf_resnet *r, cdf_arena_mark at, const float *x, int64_t B, int64_t H,
+                          int64_t W, cdf_status *st, cdf_err *err) {
+    cdf_arena *ar = cdf_exec_arena(ex);
+    const size_t n = (size_t)(B * H * W * r->cout);
+    float *y = cdf_arena_f32(ar, n, err);
     if (!y) { *st = CDF_ERR_OUT_OF_MEMORY; return NULL; }
-    *st = cdf_resnet_forward(ex, r, y, x, B, H, W, NULL, err);
-    return *st ? NULL : y;
+    if ((*st = cdf_resnet_forward(ex, r, y, x, B, H, W, NULL, err))) return NULL;
+    return cdf_arena_keep(ar, at, y, n * sizeof(float));
 }
 
-static float *mid_forward(cdf_exec *ex, const vae_mid *m, const float *x, int64_t B, int64_t H, int64_t W,
-                          cdf_status *st, cdf_err *err) {
-    float *a = resnet_step(ex, &m->res[0], x, B, H, W, st, err);
+static float *mid_forward(cdf_exec *ex, const vae_mid *m, cdf_arena_mark at, const float *x, int64_t B, int64_t H,
+                          int64_t W, cdf_status *st, cdf_err *err) {
+    float *a = resnet_step(ex, &m->res[0], at, x, B, H, W, st, err);
     if (!a) return NULL;
     if (m->has_attn && (*st = cdf_vae_attention_forward(ex, &m->attn, a, B, H, W, err))) return NULL;
-    return resnet_step(ex, &m->res[1], a, B, H, W, st, err);
+    return resnet_step(ex, &m->res[1], at, a, B, H, W, st, err);
 }
 
 cdf_status cdf_vae_decode(cdf_exec *ex, const cdf_vae *v, float *image, const float *latents, int64_t B, int64_t h,
@@ -266,25 +271,27 @@ cdf_status cdf_vae_decode(cdf_exec *ex, const cdf_vae *v, float *image, const fl
         z = z2;
     }
     int64_t C = c->block_out[c->nblocks - 1];
+    const cdf_arena_mark at = cdf_arena_save(ar);
     float *x = cdf_arena_f32(ar, (size_t)(B * H * W * C), err);
     if (!x) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
     if ((st = cdf_conv2d_forward(ex, &v->d_conv_in, x, z, B, H, W, 0, err))) goto out;
-    if (!(x = mid_forward(ex, &v->d_mid, x, B, H, W, &st, err))) goto out;
+    if (!(x = mid_forward(ex, &v->d_mid, at, x, B, H, W, &st, err))) goto out;
     for (int i = 0; i < c->nblocks; i++) {
         const vae_block *b = &v->d_up[i];
         for (int j = 0; j < b->nres; j++) {
-            if (!(x = resnet_step(ex, &b->res[j], x, B, H, W, &st, err))) goto out;
+            if (!(x = resnet_step(ex, &b->res[j], at, x, B, H, W, &st, err))) goto out;
             C = b->res[j].cout;
         }
         if (b->has_resample) {
-            float *t = cdf_arena_f32(ar, (size_t)(B * 4 * H * W * C), err);
-            float *y = cdf_arena_f32(ar, (size_t)(B * 4 * H * W * C), err);
+            const size_t n = (size_t)(B * 4 * H * W * C);
+            float *t = cdf_arena_f32(ar, n, err);
+            float *y = cdf_arena_f32(ar, n, err);
             if (!t || !y) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
             cdf_upsample_nearest(ex, t, x, B, H, W, C, 2 * H, 2 * W);
             H *= 2;
             W *= 2;
             if ((st = cdf_conv2d_forward(ex, &b->resample, y, t, B, H, W, 0, err))) goto out;
-            x = y;
+            x = cdf_arena_keep(ar, at, y, n * sizeof(float));
         }
     }
     {
@@ -340,6 +347,7 @@ cdf_status cdf_vae_encode_moments(cdf_exec *ex, const cdf_vae *v, float *moments
     cdf_status st = CDF_ERR_OUT_OF_MEMORY;
     int64_t C = c->block_out[0];
     float *in = cdf_arena_f32(ar, (size_t)(B * H * W * c->in_channels), err);
+    const cdf_arena_mark at = cdf_arena_save(ar);
     float *x = cdf_arena_f32(ar, (size_t)(B * H * W * C), err);
     if (!in || !x) goto out;
     cdf_nchw_to_nhwc(in, image, B, c->in_channels, H, W);
@@ -347,21 +355,22 @@ cdf_status cdf_vae_encode_moments(cdf_exec *ex, const cdf_vae *v, float *moments
     for (int i = 0; i < c->nblocks; i++) {
         const vae_block *b = &v->e_down[i];
         for (int j = 0; j < b->nres; j++) {
-            if (!(x = resnet_step(ex, &b->res[j], x, B, H, W, &st, err))) goto out;
+            if (!(x = resnet_step(ex, &b->res[j], at, x, B, H, W, &st, err))) goto out;
             C = b->res[j].cout;
         }
         if (b->has_resample) {
             int64_t Ho, Wo;
             cdf_conv2d_out_size(&b->resample, H, W, &Ho, &Wo);
-            float *y = cdf_arena_f32(ar, (size_t)(B * Ho * Wo * C), err);
+            const size_t n = (size_t)(B * Ho * Wo * C);
+            float *y = cdf_arena_f32(ar, n, err);
             if (!y) { st = CDF_ERR_OUT_OF_MEMORY; goto out; }
             if ((st = cdf_conv2d_forward(ex, &b->resample, y, x, B, H, W, 0, err))) goto out;
-            x = y;
+            x = cdf_arena_keep(ar, at, y, n * sizeof(float));
             H = Ho;
             W = Wo;
         }
     }
-    if (!(x = mid_forward(ex, &v->e_mid, x, B, H, W, &st, err))) goto out;
+    if (!(x = mid_forward(ex, &v->e_mid, at, x, B, H, W, &st, err))) goto out;
     {
         float *g = cdf_arena_f32(ar, (size_t)(B * H * W * C), err);
         float *m = cdf_arena_f32(ar, (size_t)(B * H * W * 2 * L), err);
