@@ -211,6 +211,7 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
     }
     cdf_model_release_text_encoder(m, te); /* staged mode: frees it before the UNet comes in */
     te = NULL;
+    cdf_arena_trim(cdf_exec_arena(p->ex));
     if (report(g, "text_encoder", 1, 1, t0)) { st = cdf_errf(err, CDF_ERR_CANCELLED, "cancelled"); goto out; }
 
     /* 2. scheduler and initial latents */
@@ -254,6 +255,7 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
 
     cdf_model_release_unet(m, unet);
     unet = NULL;
+    cdf_arena_trim(cdf_exec_arena(p->ex)); /* the VAE's activations have other shapes */
 
     /* 4. decode and post-process */
     t0 = now_s();

@@ -64,84 +64,89 @@ static double resnet(const est *e, double HW, double cin, double cout) {
 
 static double dmax(double a, double b) { return a > b ? a : b; }
 
-/* cdf_unet_forward: every activation stays until the pass ends (the skips
- * must), so the peak is their sum plus the largest block's temporaries. */
+/* cdf_unet_forward: the down path keeps every output (they are the skip
+ * connections); the mid block and each up-block layer write above them and
+ * then move their output down over what they consumed (cdf_arena_keep), so
+ * the up path holds the skips not yet used plus the current activation. */
 static double unet_arena(const est *e, const cdf_unet_config *c, double h, double w, double Nc) {
     const int n = c->nblocks;
     const double B = e->B;
     double H = h, W = w, C = (double)c->block_out[0];
-    double held = (B * C + 2.0 * B * (double)c->time_embed_dim + B * H * W * (double)c->in_channels) * F32;
-    double peak = held;
+    const double base = (B * C + 2.0 * B * (double)c->time_embed_dim + B * H * W * (double)c->in_channels) * F32;
+    double skips = 0, peak = base;
     double skipC[CDF_UNET_MAX_BLOCKS * 66], skipH[CDF_UNET_MAX_BLOCKS * 66], skipW[CDF_UNET_MAX_BLOCKS * 66];
     int ns = 0;
-    held += B * H * W * C * F32; /* conv_in */
+    skips += B * H * W * C * F32; /* conv_in */
     skipC[ns] = C, skipH[ns] = H, skipW[ns++] = W;
     for (int i = 0; i < n; i++) {
         const double oc = (double)c->block_out[i];
         for (int64_t j = 0; j < c->layers_per_block[i]; j++) {
-            held += B * H * W * oc * F32;
+            skips += B * H * W * oc * F32;
             double t = resnet(e, H * W, C, oc);
             if (c->down_cross[i]) t = dmax(t, transformer(e, H * W, oc, (double)c->heads[i], Nc));
-            peak = dmax(peak, held + t);
+            peak = dmax(peak, base + skips + t);
             C = oc;
             if (ns < CDF_UNET_MAX_BLOCKS * 66) skipC[ns] = C, skipH[ns] = H, skipW[ns++] = W;
         }
         if (i < n - 1) {
             H = (double)(((int64_t)H + 1) / 2), W = (double)(((int64_t)W + 1) / 2);
-            held += B * H * W * C * F32;
+            skips += B * H * W * C * F32;
             if (ns < CDF_UNET_MAX_BLOCKS * 66) skipC[ns] = C, skipH[ns] = H, skipW[ns++] = W;
         }
     }
-    held += 2.0 * B * H * W * C * F32; /* mid block */
-    peak = dmax(peak, held + dmax(resnet(e, H * W, C, C), transformer(e, H * W, C, (double)c->heads[n - 1], Nc)));
+    double cur = B * H * W * C * F32; /* the mid block's output */
+    peak = dmax(peak, base + skips + 2.0 * cur +
+                          dmax(resnet(e, H * W, C, C), transformer(e, H * W, C, (double)c->heads[n - 1], Nc)));
     for (int i = 0; i < n; i++) {
         const int r = n - 1 - i;
         const double oc = (double)c->block_out[r];
         for (int64_t j = 0; j <= c->layers_per_block[r]; j++) {
-            const double sC = ns > 0 ? skipC[--ns] : C;
-            held += B * H * W * (C + sC + oc) * F32; /* concatenation and output */
-            double t = resnet(e, H * W, C + sC, oc);
-            if (c->up_cross[i]) t = dmax(t, transformer(e, H * W, oc, (double)c->heads[r], Nc));
-            peak = dmax(peak, held + t);
+            const double sC = ns > 0 ? skipC[ns - 1] : C;
+            if (ns > 0) ns--;
+            /* concatenation and output above the skips and cur */
+            double t = B * H * W * (C + sC + oc) * F32 + resnet(e, H * W, C + sC, oc);
+            peak = dmax(peak, base + skips + cur + t);
+            skips -= B * H * W * sC * F32;
+            if (skips < 0) skips = 0;
+            cur = B * H * W * oc * F32;
+            if (c->up_cross[i]) peak = dmax(peak, base + skips + cur + transformer(e, H * W, oc, (double)c->heads[r], Nc));
             C = oc;
         }
         if (i < n - 1) {
             H = ns > 0 ? skipH[ns - 1] : 2.0 * H, W = ns > 0 ? skipW[ns - 1] : 2.0 * W;
-            held += 2.0 * B * H * W * C * F32; /* nearest upsample and its conv */
-            peak = dmax(peak, held + bf16_operand(e, B * H * W, C));
+            /* nearest upsample and its conv above cur */
+            peak = dmax(peak, base + skips + cur + 2.0 * B * H * W * C * F32 + bf16_operand(e, B * H * W, C));
+            cur = B * H * W * C * F32;
         }
     }
-    held += B * H * W * (C + (double)c->out_channels) * F32;
-    return dmax(peak, held);
+    return dmax(peak, base + skips + cur + B * H * W * (C + (double)c->out_channels) * F32);
 }
 
-/* cdf_vae_decode: the same accumulation, from the latents up to the image. */
+/* cdf_vae_decode: one activation at a time (each layer's output moves down
+ * over its input), from the latents up to the image. */
 static double vae_arena(const est *e, const cdf_vae_config *c, double h, double w) {
     const int n = c->nblocks;
     const double B = e->B;
     double H = h, W = w, C = (double)c->block_out[n - 1];
-    double held = 2.0 * B * H * W * (double)c->latent_channels * F32 + B * H * W * C * F32;
-    double peak = held;
+    const double base = 2.0 * B * H * W * (double)c->latent_channels * F32;
+    double cur = B * H * W * C * F32;
     /* mid block: two resnets around a single-head attention over all pixels */
-    held += B * H * W * C * F32;
     const double mid_attn = B * H * W * C * F32 + attn_layer(e, H * W, C, 1, C, H * W, 1);
-    peak = dmax(peak, held + dmax(resnet(e, H * W, C, C), c->mid_attention ? mid_attn : 0));
-    held += B * H * W * C * F32;
+    double peak = base + 2.0 * cur + dmax(resnet(e, H * W, C, C), c->mid_attention ? mid_attn : 0);
     for (int i = 0; i < n; i++) {
         const double oc = (double)c->block_out[n - 1 - i];
         for (int64_t j = 0; j <= c->layers_per_block; j++) {
-            held += B * H * W * oc * F32;
-            peak = dmax(peak, held + resnet(e, H * W, C, oc));
+            peak = dmax(peak, base + cur + B * H * W * oc * F32 + resnet(e, H * W, C, oc));
             C = oc;
+            cur = B * H * W * C * F32;
         }
         if (i < n - 1) {
             H *= 2, W *= 2;
-            held += 2.0 * B * H * W * C * F32;
-            peak = dmax(peak, held + bf16_operand(e, B * H * W, C));
+            peak = dmax(peak, base + cur + 2.0 * B * H * W * C * F32 + bf16_operand(e, B * H * W, C));
+            cur = B * H * W * C * F32;
         }
     }
-    held += B * H * W * (C + (double)c->out_channels) * F32;
-    return dmax(peak, held);
+    return dmax(peak, base + cur + B * H * W * (C + (double)c->out_channels) * F32);
 }
 
 /* cdf_clip_text_forward on `prompts` rows of `tokens`. */
@@ -266,6 +271,6 @@ cdf_status cdf_pipeline_check_memory(const cdf_pipeline *p, const cdf_generate_p
     char what[160];
     snprintf(what, sizeof what, "a %lldx%lld image with batch %zu%s", (long long)W, (long long)H, r.batch,
              r.cfg ? " (x2 for classifier-free guidance)" : "");
-    return cdf_mem_check(e.total, cdf_exec_arena(p->ex)->reserved, cdf_mem_available(), cdf_mem_resident(), what,
+    return cdf_mem_check(e.total, cdf_exec_arena(p->ex)->touched, cdf_mem_available(), cdf_mem_resident(), what,
                          err);
 }
