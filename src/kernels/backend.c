@@ -1,6 +1,7 @@
 /* oneDNN engine, per-run execution context and the primitive cache. */
 #include <omp.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -9,14 +10,22 @@
 #include "kernels/backend_internal.h"
 #include "kernels/simd.h"
 
+/* Weights are allocated straight from the kernel (page-aligned mmap), not
+ * from malloc's heap: freeing a staged component must give its memory back
+ * to the system at once, which heap chunks below malloc's (dynamic, up to
+ * 32 MiB) mmap threshold would not. */
 void *cdf_aligned_alloc(size_t bytes, cdf_err *err) {
-    void *p = NULL;
-    size_t n = (bytes + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, n ? n : 64) != 0) {
+    size_t n = (bytes + 4095) & ~(size_t)4095;
+    void *p = mmap(NULL, n ? n : 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
         cdf_errf(err, CDF_ERR_OUT_OF_MEMORY, "out of memory allocating %zu bytes", bytes);
         return NULL;
     }
     return p;
+}
+
+void cdf_aligned_free(void *p, size_t bytes) {
+    if (p) munmap(p, ((bytes + 4095) & ~(size_t)4095) ? ((bytes + 4095) & ~(size_t)4095) : 4096);
 }
 
 cdf_status cdf_backend_create(cdf_backend **out, cdf_err *err) {
@@ -242,7 +251,7 @@ cdf_status cdf_packed_create(struct cdf_packed **out, const cdf_backend *be, con
             for (size_t i = 0; i < n; i++) h[i] = cdf_f32_to_f16(tmp[i]);
         else if (!st)
             for (size_t i = 0; i < n; i++) h[i] = cdf_f32_to_bf16(tmp[i]);
-        free(tmp);
+        cdf_aligned_free(tmp, n * sizeof(float));
     } else {
         st = reorder(be, plain_f32, src, &p->md, p->data, err);
     }
@@ -253,7 +262,7 @@ cdf_status cdf_packed_create(struct cdf_packed **out, const cdf_backend *be, con
 
 void cdf_packed_free(struct cdf_packed *p) {
     if (!p) return;
-    free(p->data);
+    cdf_aligned_free(p->data, p->bytes);
     free(p);
 }
 

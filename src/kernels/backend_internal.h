@@ -101,5 +101,6 @@ cdf_status cdf_exec_thread_streams(cdf_exec *ex, cdf_err *err);
 uint16_t *cdf_to_bf16_scratch(cdf_exec *ex, const float *x, int64_t M, int64_t K, size_t ld, cdf_err *err);
 
 void *cdf_aligned_alloc(size_t bytes, cdf_err *err);
+void cdf_aligned_free(void *p, size_t bytes);
 
 #endif

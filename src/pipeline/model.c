@@ -1,5 +1,6 @@
 /* Loading a diffusers model folder: model_index.json names the components;
  * each is loaded from its own folder and config.json. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,9 +200,22 @@ cdf_status cdf_model_vae(const cdf_model *m, cdf_vae **out, cdf_err *err) {
     if (m->vae) { *out = m->vae; return CDF_OK; }
     return cdf_vae_load(out, m->be, m->vae_path, (m->vae_variant && m->variant[0]) ? m->variant : NULL, &m->wo, err);
 }
-void cdf_model_release_text_encoder(const cdf_model *m, cdf_clip_text *t) { if (t != m->te) cdf_clip_text_free(t); }
-void cdf_model_release_unet(const cdf_model *m, cdf_unet *u) { if (u != m->unet) cdf_unet_free(u); }
-void cdf_model_release_vae(const cdf_model *m, cdf_vae *v) { if (v != m->vae) cdf_vae_free(v); }
+/* After freeing a staged component, hand malloc's free heap back to the
+ * system too (the packed weights are mmapped and already gone). */
+static void give_back(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+void cdf_model_release_text_encoder(const cdf_model *m, cdf_clip_text *t) {
+    if (t != m->te) { cdf_clip_text_free(t); give_back(); }
+}
+void cdf_model_release_unet(const cdf_model *m, cdf_unet *u) {
+    if (u != m->unet) { cdf_unet_free(u); give_back(); }
+}
+void cdf_model_release_vae(const cdf_model *m, cdf_vae *v) {
+    if (v != m->vae) { cdf_vae_free(v); give_back(); }
+}
 
 void cdf_model_get_info(const cdf_model *m, cdf_model_info *info) {
     const int64_t f = (int64_t)1 << (m->vae_cfg.nblocks - 1);
