@@ -257,18 +257,19 @@ static cdf_status block_forward(cdf_exec *ex, const cdf_transformer2d *t, const 
     cdf_layer_norm_x(ex, &k->norm2, tmp, bf, h, M);
     if ((st = cdf_attention_forward(ex, &k->attn2, h, tmp, bf, B, N, ctx, 0, Nc, err))) return st;
     cdf_layer_norm_x(ex, &k->norm3, tmp, bf, h, M);
-    /* feed-forward in row chunks: the [rows, 2F] GEGLU input stays small */
+    /* feed-forward in row chunks: the [rows, 2F] GEGLU input stays small.
+     * GEGLU writes a dense [rows, F] buffer: oneDNN's fast matmuls want a
+     * dense source (a strided bf16 source falls back to a slow GEMM). */
     const int64_t chunk = 2048;
     for (int64_t r0 = 0; r0 < M; r0 += chunk) {
         const int64_t rn = M - r0 < chunk ? M - r0 : chunk;
         const void *in = bf ? (const void *)((const uint16_t *)tmp + r0 * C) : (const void *)((const float *)tmp + r0 * C);
+        float *gg = ffh + rn * 2 * F;                 /* [rn, F] GEGLU output (bf16 uses half of it) */
+        float *dst = gg + rn * F;                     /* [rn, C] projection */
         if ((st = cdf_linear_forward_x(ex, &k->ff_in, ffh, (size_t)(2 * F), in, bf, (size_t)C, rn, err))) return st;
-        /* GEGLU in place: each row's result overwrites the start of that row */
-        if (bf) cdf_geglu_bf16(ex, (uint16_t *)ffh, (size_t)(4 * F), ffh, rn, F);
-        else cdf_geglu(ex, ffh, (size_t)(2 * F), ffh, rn, F);
-        float *dst = (float *)ffh + rn * 2 * F; /* [rn, C] after the GEGLU rows */
-        if ((st = cdf_linear_forward_x(ex, &k->ff_out, dst, (size_t)C, ffh, bf, (size_t)(bf ? 4 * F : 2 * F), rn, err)))
-            return st;
+        if (bf) cdf_geglu_bf16(ex, (uint16_t *)gg, (size_t)F, ffh, rn, F);
+        else cdf_geglu(ex, gg, (size_t)F, ffh, rn, F);
+        if ((st = cdf_linear_forward_x(ex, &k->ff_out, dst, (size_t)C, gg, bf, (size_t)F, rn, err))) return st;
         cdf_add_scaled(ex, h + r0 * C, h + r0 * C, dst, (size_t)(rn * C), 1.0f);
     }
     return CDF_OK;
@@ -285,7 +286,7 @@ cdf_status cdf_transformer2d_forward(cdf_exec *ex, const cdf_transformer2d *t, f
     float *g = cdf_arena_f32(ar, (size_t)(M * C), err);
     float *h = cdf_arena_f32(ar, (size_t)(M * I), err);
     void *tmp = cdf_arena_f32(ar, (size_t)(M * I), err);
-    float *ffh = cdf_arena_f32(ar, (size_t)(rows * (2 * t->ff_inner + I)), err);
+    float *ffh = cdf_arena_f32(ar, (size_t)(rows * (3 * t->ff_inner + I)), err);
     if (!g || !h || !tmp || !ffh) goto out;
     if ((st = cdf_group_norm_x(ex, &t->norm, g, bf, x, B, N, 0, err))) goto out;
     st = t->linear_proj ? cdf_linear_forward_x(ex, &t->proj_in_lin, h, (size_t)I, g, bf, (size_t)C, M, err)
