@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
     cdf_load_params lp;
     cdf_load_params_default(&lp);
     lp.model_dir = argv[1];
-    lp.memory = resident ? CDF_MEMORY_RESIDENT : CDF_MEMORY_STAGED;
+    lp.memory = resident ? CDF_MEMORY_RESIDENT : low ? CDF_MEMORY_LOW : CDF_MEMORY_STAGED;
     if (!strcmp(dtype, "fp16")) lp.weight_dtype = CDF_DTYPE_F16;
     if (!strcmp(dtype, "bf16")) { lp.weight_dtype = CDF_DTYPE_BF16; lp.compute = CDF_COMPUTE_TYPE_BF16; }
     double t0 = bench_now();

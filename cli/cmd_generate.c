@@ -130,7 +130,7 @@ int cmd_generate(const cli_options *o) {
     lp.compute = bf16 ? CDF_COMPUTE_TYPE_BF16 : CDF_COMPUTE_TYPE_F32;
     /* One generation per run: load each component when its stage comes and
      * free it after, so the peak is the largest component, not their sum. */
-    lp.memory = CDF_MEMORY_STAGED;
+    lp.memory = o->low_memory ? CDF_MEMORY_LOW : CDF_MEMORY_STAGED;
     struct timespec ts0, ts1;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
     cdf_model *m = NULL;

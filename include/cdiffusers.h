@@ -85,8 +85,11 @@ typedef enum cdf_compute_type {
 /* When the components' weights are in memory. */
 typedef enum cdf_memory_mode {
     CDF_MEMORY_RESIDENT = 0, /* all loaded by cdf_model_load and kept: fastest for many generations */
-    CDF_MEMORY_STAGED = 1    /* each generation loads the text encoder, the UNet and the VAE in turn
+    CDF_MEMORY_STAGED = 1,   /* each generation loads the text encoder, the UNet and the VAE in turn
                                 and frees each after its stage: peak memory = the largest one */
+    CDF_MEMORY_LOW = 2       /* staged, and no packed copy of the weights at all: each layer packs
+                                its weights from the (mmapped) file when it runs and drops them
+                                after; slower, for machines with little memory */
 } cdf_memory_mode;
 
 typedef struct cdf_load_params {

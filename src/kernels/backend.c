@@ -262,12 +262,60 @@ cdf_status cdf_packed_create(struct cdf_packed **out, const cdf_backend *be, con
 
 void cdf_packed_free(struct cdf_packed *p) {
     if (!p) return;
-    cdf_aligned_free(p->data, p->bytes);
+    if (!p->streamed) cdf_aligned_free(p->data, p->bytes);
     free(p);
+}
+
+cdf_status cdf_packed_create_streamed(struct cdf_packed **out, const cdf_backend *be, const cdf_st_file *f,
+                                      const cdf_st_tensor *const *src, int nsrc, const dnnl_memory_desc_t *plain_f32,
+                                      const dnnl_memory_desc_t *want_f32, cdf_compute compute, cdf_err *err) {
+    *out = NULL;
+    if (nsrc < 1 || nsrc > 3) return cdf_errf(err, CDF_ERR_INTERNAL, "streamed weights: %d sources", nsrc);
+    struct cdf_packed *p = cdf_calloc(1, sizeof *p, err);
+    if (!p) return CDF_ERR_OUT_OF_MEMORY;
+    p->streamed = 1;
+    p->be = be;
+    p->file = f;
+    p->nsrc = nsrc;
+    for (int i = 0; i < nsrc; i++) p->src[i] = *src[i];
+    p->plain = *plain_f32;
+    p->compute = compute;
+    p->storage = compute == CDF_COMPUTE_BF16 ? CDF_DTYPE_BF16 : CDF_DTYPE_F32;
+    p->md_f32 = *want_f32;
+    p->md = *want_f32;
+    p->md.data_type = dnnl_dt(p->storage);
+    p->bytes = dnnl_memory_desc_get_size(&p->md);
+    *out = p;
+    return CDF_OK;
+}
+
+/* Streamed weights: file -> float32 plain (pages dropped after reading) ->
+ * packed, all in the arena (the caller resets it after the product). */
+static cdf_status use_streamed(cdf_exec *ex, const struct cdf_packed *p, void **data, const dnnl_memory_desc_t **md,
+                               cdf_err *err) {
+    size_t n = 0;
+    for (int i = 0; i < p->nsrc; i++) n += p->src[i].numel;
+    float *plain = cdf_arena_f32(&ex->arena, n, err);
+    void *packed = cdf_arena_alloc(&ex->arena, p->bytes, err);
+    if (!plain || !packed) return CDF_ERR_OUT_OF_MEMORY;
+    PROF_BEGIN(ex);
+    size_t off = 0;
+    for (int i = 0; i < p->nsrc; i++) {
+        cdf_st_read_f32(&p->src[i], plain + off);
+        cdf_st_release_pages(p->file, &p->src[i]);
+        off += p->src[i].numel;
+    }
+    cdf_status st = reorder(p->be, &p->plain, plain, &p->md, packed, err);
+    PROF_END(ex, CDF_PROF_CONVERT);
+    if (st) return st;
+    *data = packed;
+    *md = &p->md;
+    return CDF_OK;
 }
 
 cdf_status cdf_packed_use(cdf_exec *ex, const struct cdf_packed *p, void **data, const dnnl_memory_desc_t **md,
                           cdf_err *err) {
+    if (p->streamed) return use_streamed(ex, p, data, md, err);
     if (p->compute == CDF_COMPUTE_BF16 || p->storage == CDF_DTYPE_F32) {
         *data = p->data;
         *md = &p->md;

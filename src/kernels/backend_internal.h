@@ -18,6 +18,13 @@ struct cdf_packed {
     size_t bytes;
     cdf_compute compute;
     cdf_dtype storage;
+    /* streamed weights (cdf_weight_opts.stream): no data; packed on use */
+    int streamed;
+    const cdf_st_file *file;
+    cdf_st_tensor src[3];
+    int nsrc;
+    dnnl_memory_desc_t plain;
+    const cdf_backend *be;
 };
 
 /* A cached primitive, keyed by everything it depends on (kind, shapes,
@@ -73,6 +80,11 @@ cdf_status cdf_packed_create(struct cdf_packed **out, const cdf_backend *be, con
                              const dnnl_memory_desc_t *plain_f32, const dnnl_memory_desc_t *want_f32,
                              cdf_dtype storage, cdf_compute compute, cdf_err *err);
 void cdf_packed_free(struct cdf_packed *p);
+/* Streamed weights: remembers the source tensors (concatenated in order) and
+ * the layouts; cdf_packed_use packs them into scratch at every call. */
+cdf_status cdf_packed_create_streamed(struct cdf_packed **out, const cdf_backend *be, const cdf_st_file *f,
+                                      const cdf_st_tensor *const *src, int nsrc, const dnnl_memory_desc_t *plain_f32,
+                                      const dnnl_memory_desc_t *want_f32, cdf_compute compute, cdf_err *err);
 /* The weights as the compute dtype wants them: the packed buffer itself, or
  * (f16 storage, f32 compute) a widened copy in the arena. */
 cdf_status cdf_packed_use(cdf_exec *ex, const struct cdf_packed *p, void **data, const dnnl_memory_desc_t **md,

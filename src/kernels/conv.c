@@ -69,10 +69,13 @@ cdf_status cdf_conv2d_load(cdf_conv2d *c, const cdf_backend *be, const cdf_weigh
     const int64_t ws[4] = {cout, cin, k, k};
     cdf_status st = cdf_st_expect(f, name, 4, ws, &t, err);
     if (st) return st;
-    float *w = cdf_malloc(t->numel, sizeof(float), err);
-    if (!w) return CDF_ERR_OUT_OF_MEMORY;
-    cdf_st_read_f32(t, w);
-    cdf_st_release_pages(f, t); /* the file's pages leave RSS once copied */
+    const cdf_st_tensor *wt = t;
+    float *w = o->stream ? NULL : cdf_malloc(t->numel, sizeof(float), err);
+    if (!o->stream) {
+        if (!w) return CDF_ERR_OUT_OF_MEMORY;
+        cdf_st_read_f32(t, w);
+        cdf_st_release_pages(f, t); /* the file's pages leave RSS once copied */
+    }
     snprintf(name, sizeof name, "%s.bias", prefix);
     const int64_t bs[1] = {cout};
     if ((st = cdf_st_expect(f, name, 1, bs, &t, err))) goto out;
@@ -92,7 +95,8 @@ cdf_status cdf_conv2d_load(cdf_conv2d *c, const cdf_backend *be, const cdf_weigh
         dnnl_memory_desc_t want = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         dnnl_primitive_desc_destroy(pd);
         want.data_type = dnnl_f32;
-        st = cdf_packed_create(&c->w, be, w, &plain, &want, o->storage, o->compute, err);
+        st = o->stream ? cdf_packed_create_streamed(&c->w, be, f, &wt, 1, &plain, &want, o->compute, err)
+                       : cdf_packed_create(&c->w, be, w, &plain, &want, o->storage, o->compute, err);
     }
 out:
     free(w);

@@ -70,6 +70,9 @@ double cdf_gemm_benchmark(cdf_exec *ex, cdf_compute c, int64_t N, int runs);
 typedef struct cdf_weight_opts {
     cdf_dtype storage;   /* CDF_DTYPE_F32, F16 or BF16 */
     cdf_compute compute;
+    int stream;          /* low memory: keep no packed copy; pack from the
+                            (mmapped) file at every use and drop the file's
+                            pages afterwards. The file must stay open. */
 } cdf_weight_opts;
 
 /* ---- linear: y[M, out] = x[M, in] @ W^T + b (W as PyTorch stores it: [out, in]) ---- */

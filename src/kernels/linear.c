@@ -36,8 +36,10 @@ cdf_status cdf_linear_load(cdf_linear *l, const cdf_backend *be, const cdf_weigh
     int64_t N = out_each * nprefix, K = in;
     l->in = K;
     l->out = N;
-    float *w = cdf_malloc((size_t)N * (size_t)K, sizeof(float), err);
-    if (!w) return CDF_ERR_OUT_OF_MEMORY;
+    const int stream = o->stream && nprefix <= 3;
+    const cdf_st_tensor *srcs[3] = {NULL, NULL, NULL};
+    float *w = stream ? NULL : cdf_malloc((size_t)N * (size_t)K, sizeof(float), err);
+    if (!stream && !w) return CDF_ERR_OUT_OF_MEMORY;
     cdf_status st = CDF_OK;
     if (has_bias && !(l->bias = cdf_malloc((size_t)N, sizeof(float), err))) { st = CDF_ERR_OUT_OF_MEMORY; goto fail; }
     for (int i = 0; i < nprefix; i++) {
@@ -49,8 +51,12 @@ cdf_status cdf_linear_load(cdf_linear *l, const cdf_backend *be, const cdf_weigh
         t = cdf_st_find(f, name);
         if (!(t && t->ndim == 4) && (st = cdf_st_expect(f, name, 2, ws, &t, err))) goto fail;
         if (t->ndim == 4 && (st = cdf_st_expect(f, name, 4, ws, &t, err))) goto fail;
-        cdf_st_read_f32(t, w + (size_t)i * (size_t)out_each * (size_t)K);
-        cdf_st_release_pages(f, t); /* the file's pages leave RSS once copied */
+        if (stream) {
+            srcs[i] = t;
+        } else {
+            cdf_st_read_f32(t, w + (size_t)i * (size_t)out_each * (size_t)K);
+            cdf_st_release_pages(f, t); /* the file's pages leave RSS once copied */
+        }
         if (has_bias) {
             snprintf(name, sizeof name, "%s.bias", prefixes[i]);
             const int64_t bs[1] = {out_each};
@@ -73,7 +79,8 @@ cdf_status cdf_linear_load(cdf_linear *l, const cdf_backend *be, const cdf_weigh
         dnnl_memory_desc_t want = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         dnnl_primitive_desc_destroy(pd);
         want.data_type = dnnl_f32;
-        st = cdf_packed_create(&l->w, be, w, &plain, &want, o->storage, o->compute, err);
+        st = stream ? cdf_packed_create_streamed(&l->w, be, f, srcs, nprefix, &plain, &want, o->compute, err)
+                    : cdf_packed_create(&l->w, be, w, &plain, &want, o->storage, o->compute, err);
     }
 fail:
     free(w);

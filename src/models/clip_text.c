@@ -15,6 +15,7 @@ typedef struct clip_layer {
 struct cdf_clip_text {
     cdf_clip_config cfg;
     cdf_compute compute;
+    cdf_st_file *stream_src; /* streamed weights read from here */
     float *tok_emb;  /* [vocab, D] */
     float *pos_emb;  /* [max_positions, D] */
     clip_layer *layers;
@@ -66,7 +67,8 @@ cdf_status cdf_clip_text_load(cdf_clip_text **out, const cdf_backend *be, const 
     cdf_status st = cdf_component_config(&j, dir, err);
     if (st) return st;
     if (!(st = cdf_component_open_weights(&f, dir, "model", variant, err))) st = cdf_clip_text_create(out, be, &j, f, o, err);
-    cdf_st_close(f);
+    if (!st && o->stream) (*out)->stream_src = f;
+    else cdf_st_close(f);
     cdf_json_free(&j);
     return st;
 }
@@ -130,6 +132,7 @@ void cdf_clip_text_free(cdf_clip_text *m) {
     cdf_norm_free(&m->final_ln);
     free(m->tok_emb);
     free(m->pos_emb);
+    cdf_st_close(m->stream_src);
     free(m);
 }
 

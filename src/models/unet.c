@@ -131,7 +131,8 @@ cdf_status cdf_unet_load(cdf_unet **out, const cdf_backend *be, const char *dir,
     if (st) return st;
     if (!(st = cdf_component_open_weights(&f, dir, "diffusion_pytorch_model", variant, err)))
         st = cdf_unet_create(out, be, &j, f, o, err);
-    cdf_st_close(f);
+    if (!st && o->stream) (*out)->stream_src = f; /* streamed weights read from it at every use */
+    else cdf_st_close(f);
     cdf_json_free(&j);
     return st;
 }
@@ -156,6 +157,7 @@ void cdf_unet_free(cdf_unet *u) {
     cdf_resnet_free(&u->mid_res[1]);
     cdf_transformer2d_free(&u->mid_attn);
     cdf_norm_free(&u->norm_out);
+    cdf_st_close(u->stream_src);
     free(u);
 }
 

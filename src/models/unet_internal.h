@@ -34,6 +34,7 @@ struct cdf_unet {
     cdf_transformer2d mid_attn;
     unet_up up[CDF_UNET_MAX_BLOCKS];
     cdf_norm norm_out;
+    cdf_st_file *stream_src; /* streamed weights read from here (open while the model lives) */
 };
 
 

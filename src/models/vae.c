@@ -36,6 +36,7 @@ struct cdf_vae {
     vae_mid d_mid;
     vae_block d_up[CDF_VAE_MAX_BLOCKS];
     cdf_norm d_norm_out;
+    cdf_st_file *stream_src; /* streamed weights read from here */
 };
 
 const cdf_vae_config *cdf_vae_get_config(const cdf_vae *v) { return &v->cfg; }
@@ -192,7 +193,8 @@ cdf_status cdf_vae_load(cdf_vae **out, const cdf_backend *be, const char *dir, c
     if (st) return st;
     if (!(st = cdf_component_open_weights(&f, dir, "diffusion_pytorch_model", variant, err)))
         st = cdf_vae_create(out, be, &j, f, o, err);
-    cdf_st_close(f);
+    if (!st && o->stream) (*out)->stream_src = f;
+    else cdf_st_close(f);
     cdf_json_free(&j);
     return st;
 }
@@ -224,6 +226,7 @@ void cdf_vae_free(cdf_vae *v) {
     free_mid(&v->d_mid);
     cdf_norm_free(&v->e_norm_out);
     cdf_norm_free(&v->d_norm_out);
+    cdf_st_close(v->stream_src);
     free(v);
 }
 

@@ -112,7 +112,8 @@ cdf_status cdf_model_load(cdf_model **out, const cdf_load_params *p, cdf_error_b
         (!p->vae_dir && (st = expect_component(&idx, "vae", "AutoencoderKL", &err))))
         goto fail;
     if ((st = cdf_backend_create(&m->be, &err))) goto fail;
-    m->staged = p->memory == CDF_MEMORY_STAGED;
+    m->staged = p->memory == CDF_MEMORY_STAGED || p->memory == CDF_MEMORY_LOW;
+    m->wo.stream = p->memory == CDF_MEMORY_LOW;
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     snprintf(m->variant, sizeof m->variant, "%s", p->variant ? p->variant : "");
     if (p->vae_dir) snprintf(m->vae_path, sizeof m->vae_path, "%s", p->vae_dir);
