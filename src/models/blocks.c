@@ -60,7 +60,7 @@ cdf_status cdf_resnet_forward(cdf_exec *ex, const cdf_resnet *r, float *y, const
     /* With bf16 arithmetic the normalised activations are written in bf16
      * straight away, so the convolutions read them without a conversion. */
     const int bf = cdf_conv2d_is_bf16(&r->conv1);
-    void *a = cdf_arena_f32(ar, (size_t)(B * HW * (r->cin > r->cout ? r->cin : r->cout)), err);
+    void *a = cdf_arena_alloc(ar, (size_t)(B * HW * (r->cin > r->cout ? r->cin : r->cout)) * (bf ? 2 : 4), err);
     float *h = cdf_arena_f32(ar, (size_t)(B * HW * r->cout), err);
     if (!a || !h) goto out;
     if ((st = cdf_group_norm_x(ex, &r->norm1, a, bf, x, B, HW, 1, err)) ||
