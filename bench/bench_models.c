@@ -60,9 +60,13 @@ static double gemm_rate(cdf_backend *be, cdf_exec *ex, cdf_compute c, int repeat
 
 static void print_profile(const cdf_exec *ex) {
     printf("  profile:");
-    for (int k = 0; k < CDF_PROF_COUNT; k++)
-        printf(" %s %.3f s%s", cdf_prof_name((cdf_prof_kind)k), cdf_exec_profile_seconds(ex, (cdf_prof_kind)k),
-               k + 1 < CDF_PROF_COUNT ? "," : "\n");
+    for (int k = 0; k < CDF_PROF_COUNT; k++) {
+        const double t = cdf_exec_profile_seconds(ex, (cdf_prof_kind)k);
+        const double gf = (double)cdf_exec_profile_flops(ex, (cdf_prof_kind)k) / 1e9;
+        printf(" %s %.3f s", cdf_prof_name((cdf_prof_kind)k), t);
+        if (gf > 0) printf(" (%.0f GFLOP, %.0f GFLOP/s)", gf, gf / t);
+        printf("%s", k + 1 < CDF_PROF_COUNT ? "," : "\n");
+    }
 }
 
 static void load_json(cdf_json *j, const opts *o, const char *rel) {

@@ -146,6 +146,8 @@ static void test_conv(void **state) {
     check_conv(1, 16, 16, 64, 64, 3, 1, 1, 1, 1, 1, 0, CDF_COMPUTE_BF16, 1e-10);
 }
 
+static int use_amx = 1; /* test_attention_bf16 runs both bf16 paths */
+
 static void check_attention_c(int64_t B, int64_t Nq, int64_t Nk, int64_t heads, int64_t D, int causal, int threads,
                               cdf_compute cp, double nmse_tol) {
     const int64_t C = heads * D;
@@ -164,13 +166,14 @@ static void check_attention_c(int64_t B, int64_t Nq, int64_t Nk, int64_t heads, 
         cdf_ref_attention(r, q, k, v, B, Nq, Nk, heads, D, scale, causal);
     }
     cdf_exec *ex = new_exec(threads);
+    const int amx = cdf_exec_use_amx(ex, use_amx);
     cdf_attn_shape s = {B, Nq, Nk, heads, D, (size_t)C, (size_t)C, (size_t)C, (size_t)C, scale, causal, cp, 0};
     cdf_err err = {0};
     assert_int_equal(cdf_attention(ex, &s, o, q, k, v, &err), CDF_OK);
     char what[128];
     snprintf(what, sizeof what, "attention B%lld Nq%lld Nk%lld h%lld D%lld%s t%d%s", (long long)B, (long long)Nq,
              (long long)Nk, (long long)heads, (long long)D, causal ? " causal" : "", threads,
-             cp == CDF_COMPUTE_BF16 ? " bf16" : "");
+             cp == CDF_COMPUTE_BF16 ? (amx ? " bf16 amx" : " bf16 onednn") : "");
     TU_ASSERT_CLOSE(what, o, r, (size_t)(B * Nq * C), 1.0, nmse_tol);
     cdf_exec_free(ex);
     free(q); free(k); free(v); free(o); free(r);
@@ -178,6 +181,23 @@ static void check_attention_c(int64_t B, int64_t Nq, int64_t Nk, int64_t heads, 
 
 static void check_attention(int64_t B, int64_t Nq, int64_t Nk, int64_t heads, int64_t D, int causal, int threads) {
     check_attention_c(B, Nq, Nk, heads, D, causal, threads, CDF_COMPUTE_F32, 1e-10);
+}
+
+/* bf16 attention on both paths (AMX tiles when the CPU has them, oneDNN
+ * matmuls per tile): SD 1.5/2.x head sizes, cross-attention's 77 keys, the
+ * VAE's single 512-wide head, causal masks, partial tiles. */
+static void test_attention_bf16(void **state) {
+    (void)state;
+    static const int64_t shapes[][6] = {{2, 333, 333, 2, 40, 0}, {2, 300, 77, 8, 40, 0}, {1, 200, 260, 2, 64, 0},
+                                        {1, 130, 100, 2, 80, 0}, {1, 70, 70, 1, 160, 0}, {2, 77, 77, 2, 64, 1},
+                                        {1, 64, 64, 1, 512, 0}};
+    for (int amx = 1; amx >= 0; amx--) {
+        use_amx = amx;
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check_attention_c(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], shapes[i][4], (int)shapes[i][5],
+                              2, CDF_COMPUTE_BF16, 1e-5);
+    }
+    use_amx = 1;
 }
 
 static void test_attention(void **state) {
@@ -288,6 +308,7 @@ int main(void) {
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_conv),
         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention_bf16),
         cmocka_unit_test(test_norms),
         cmocka_unit_test(test_geglu_in_place),
         cmocka_unit_test(test_thread_count_invariance),

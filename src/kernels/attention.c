@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "kernels/attention_amx.h"
 #include "kernels/backend_internal.h"
 #include "kernels/simd.h"
 
@@ -127,20 +128,25 @@ static cdf_status run_tile(cdf_exec *ex, const attn_plan *pl, tile_ws *w, void *
                 jn = lim < kn ? (lim > 0 ? lim : 0) : kn;
             }
             float *o = w->o + i * D;
+            uint16_t *pb = w->pb + i * kn;
             if (jn == 0) { /* every key of this block is masked for this row */
-                memset(s, 0, (size_t)kn * sizeof(float));
-            } else {
-                const float bm = cdf_row_max(s, (size_t)jn);
-                const float mx = bm > w->m[i] ? bm : w->m[i];
-                const float sum = cdf_row_exp_sum(s, (size_t)jn, mx);
-                if (jn < kn) memset(s + jn, 0, (size_t)(kn - jn) * sizeof(float));
-                /* rescale what earlier blocks accumulated (first block: m = -inf, o = l = 0) */
-                const float corr = w->m[i] == -INFINITY ? 0.0f : cdf_expf(w->m[i] - mx);
-                w->m[i] = mx;
-                w->l[i] = w->l[i] * corr + sum;
-                cdf_row_scale(o, o, (size_t)D, corr);
+                if (bf) memset(pb, 0, (size_t)kn * sizeof(uint16_t));
+                else memset(s, 0, (size_t)kn * sizeof(float));
+                continue;
             }
-            if (bf) cdf_row_to_bf16(w->pb + i * kn, s, (size_t)kn);
+            const float bm = cdf_row_max(s, (size_t)jn);
+            const float mx = bm > w->m[i] ? bm : w->m[i];
+            /* probabilities: in place (float32 products) or straight to bf16 */
+            const float sum = bf ? cdf_row_exp_sum_bf16(s, pb, (size_t)jn, mx) : cdf_row_exp_sum(s, (size_t)jn, mx);
+            if (jn < kn) {
+                if (bf) memset(pb + jn, 0, (size_t)(kn - jn) * sizeof(uint16_t));
+                else memset(s + jn, 0, (size_t)(kn - jn) * sizeof(float));
+            }
+            /* rescale what earlier blocks accumulated (first block: m = -inf, o = l = 0) */
+            const float corr = w->m[i] == -INFINITY ? 0.0f : cdf_expf(w->m[i] - mx);
+            w->m[i] = mx;
+            w->l[i] = w->l[i] * corr + sum;
+            cdf_row_scale(o, o, (size_t)D, corr);
         }
         cdf_bind b2[4] = {{DNNL_ARG_SRC, &ppv->src_md, bf ? (void *)w->pb : (void *)w->s},
                           {DNNL_ARG_WEIGHTS, &ppv->wei_md, (char *)pl->vp + koff},
@@ -164,6 +170,13 @@ static cdf_status run_tile(cdf_exec *ex, const attn_plan *pl, tile_ws *w, void *
 cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, void *out, const float *q, const float *k,
                          const float *v, cdf_err *err) {
     PROF_BEGIN(ex);
+    if (a->compute == CDF_COMPUTE_BF16 && ex->amx) {
+        cdf_status st = cdf_attention_amx(ex, a, out, q, k, v, err);
+        ex->flops += 4 * (uint64_t)(a->B * a->heads) * (uint64_t)(a->Nq * a->Nk) * (uint64_t)a->D;
+        ex->prof_flops[CDF_PROF_ATTENTION] += 4 * (uint64_t)(a->B * a->heads) * (uint64_t)(a->Nq * a->Nk) * (uint64_t)a->D;
+        PROF_END(ex, CDF_PROF_ATTENTION);
+        return st;
+    }
     const int nt = cdf_exec_threads(ex);
     const int64_t D = a->D, BH = a->B * a->heads;
     attn_plan pl;
@@ -247,6 +260,7 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, void *out, const
         }
     /* QK^T and PV, counted in full even for causal masks (as FLOP bounds do) */
     ex->flops += 4 * (uint64_t)(a->B * a->heads) * (uint64_t)(a->Nq * a->Nk) * (uint64_t)a->D;
+    ex->prof_flops[CDF_PROF_ATTENTION] += 4 * (uint64_t)(a->B * a->heads) * (uint64_t)(a->Nq * a->Nk) * (uint64_t)a->D;
     PROF_END(ex, CDF_PROF_ATTENTION);
     return CDF_OK;
 }

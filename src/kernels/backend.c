@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
+#include "kernels/attention_amx.h"
 #include "kernels/backend_internal.h"
 #include "kernels/simd.h"
 
@@ -54,6 +55,7 @@ cdf_status cdf_exec_create(cdf_exec **out, cdf_backend *be, int threads, cdf_err
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     ex->threads = threads > 0 ? threads : (int)(ncpu > 0 ? ncpu : 1);
     cdf_arena_init(&ex->arena, 0);
+    ex->amx = cdf_amx_ok();
     if (dnnl_stream_create(&ex->stream, be->engine, dnnl_stream_default_flags) != dnnl_success) {
         free(ex);
         return cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: cannot create a stream");
@@ -87,6 +89,10 @@ void cdf_exec_free(cdf_exec *ex) {
 
 int cdf_exec_threads(const cdf_exec *ex) { return ex->threads; }
 void cdf_exec_set_attention_slice(cdf_exec *ex, int64_t rows) { ex->attn_rows = rows > 0 ? rows : 0; }
+int cdf_exec_use_amx(cdf_exec *ex, int enable) {
+    ex->amx = enable && cdf_amx_ok();
+    return ex->amx;
+}
 uint64_t cdf_exec_flops(const cdf_exec *ex) { return ex->flops; }
 
 double cdf_prof_now(void) {
@@ -97,8 +103,10 @@ double cdf_prof_now(void) {
 void cdf_exec_profile(cdf_exec *ex, int enable) {
     ex->profile = enable;
     memset(ex->prof, 0, sizeof ex->prof);
+    memset(ex->prof_flops, 0, sizeof ex->prof_flops);
 }
 double cdf_exec_profile_seconds(const cdf_exec *ex, cdf_prof_kind k) { return ex->prof[k]; }
+uint64_t cdf_exec_profile_flops(const cdf_exec *ex, cdf_prof_kind k) { return ex->prof_flops[k]; }
 const char *cdf_prof_name(cdf_prof_kind k) {
     static const char *const n[] = {"conv", "linear", "attention", "norm", "elementwise", "convert"};
     return (unsigned)k < CDF_PROF_COUNT ? n[k] : "?";

@@ -53,8 +53,10 @@ struct cdf_exec {
     size_t cache_cap, cache_count;
     uint64_t flops; /* multiply-adds x 2 of matrix products run so far */
     int64_t attn_rows;  /* query rows per attention tile, 0 = default */
+    int amx;            /* AMX tiles usable (bf16 attention kernel) */
     int profile;
     double prof[CDF_PROF_COUNT];
+    uint64_t prof_flops[CDF_PROF_COUNT];
 };
 
 /* Profiling: PROF_BEGIN(ex) ... PROF_END(ex, kind) around a kernel body. */

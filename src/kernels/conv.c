@@ -181,6 +181,7 @@ cdf_status cdf_conv2d_forward_x(cdf_exec *ex, const cdf_conv2d *c, float *y, con
     int64_t Ho, Wo;
     cdf_conv2d_out_size(c, H, W, &Ho, &Wo);
     ex->flops += 2 * (uint64_t)(B * Ho * Wo) * (uint64_t)(c->cout * c->cin * c->kh * c->kw);
+    ex->prof_flops[CDF_PROF_CONV] += 2 * (uint64_t)(B * Ho * Wo) * (uint64_t)(c->cout * c->cin * c->kh * c->kw);
 out:
     cdf_arena_reset(&ex->arena, mark);
     return st;

@@ -46,6 +46,10 @@ void cdf_exec_begin(cdf_exec *ex);
  * slices need less scratch (rows x 1024 scores per thread), at some speed. */
 void cdf_exec_set_attention_slice(cdf_exec *ex, int64_t rows);
 
+/* Whether bf16 attention uses the AMX tile kernel (default: when the CPU has
+ * it) or oneDNN matmuls per tile; returns the resulting setting. */
+int cdf_exec_use_amx(cdf_exec *ex, int enable);
+
 /* Drops cached primitives (e.g. after a model is freed). */
 void cdf_exec_clear_cache(cdf_exec *ex);
 /* Floating-point operations of the matrix products (convolutions, linear
@@ -60,6 +64,7 @@ typedef enum cdf_prof_kind {
 } cdf_prof_kind;
 void cdf_exec_profile(cdf_exec *ex, int enable);
 double cdf_exec_profile_seconds(const cdf_exec *ex, cdf_prof_kind kind);
+uint64_t cdf_exec_profile_flops(const cdf_exec *ex, cdf_prof_kind kind);
 const char *cdf_prof_name(cdf_prof_kind kind);
 
 /* GFLOP/s of the GEMM library on an N x N x N product with operands already

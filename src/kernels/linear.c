@@ -168,6 +168,7 @@ cdf_status cdf_linear_forward_x(cdf_exec *ex, const cdf_linear *l, float *y, siz
     st = cdf_exec_run(ex, c->prim, b, l->bias ? 4 : 3, err);
     PROF_END(ex, CDF_PROF_LINEAR);
     ex->flops += 2 * (uint64_t)M * (uint64_t)l->in * (uint64_t)l->out;
+    ex->prof_flops[CDF_PROF_LINEAR] += 2 * (uint64_t)M * (uint64_t)l->in * (uint64_t)l->out;
 out:
     cdf_arena_reset(&ex->arena, mark);
     return st;
