@@ -3,6 +3,7 @@
  * which must compare correctly rather than wrap. */
 #include "pipeline/memory_estimate.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,19 @@ typedef struct est {
     int bf16;
 } est;
 
-/* cdf_attention: packed K and V for all heads, plus per-thread tiles. */
+/* cdf_attention: packed K and V for all heads, plus per-thread tiles; the
+ * larger of the oneDNN-tile path and the AMX path (attention_amx.c: K padded
+ * to a multiple of 32 dims and V of 16, keys to a multiple of 128). */
 static double attn_kernel(const est *e, double B, double heads, double Nk, double D) {
     const double packed = 2.0 * B * heads * Nk * D * e->esz;
     const double tile = ATT_QT * D * e->esz + ATT_QT * ATT_KT * 6.0 + ATT_QT * D * 8.0 + ATT_QT * 8.0 +
                         ATT_KT * (D > ATT_QT ? D : ATT_QT) * F32 + 8 * 64;
-    return packed + e->threads * tile;
+    const double onednn = packed + e->threads * tile;
+    if (!e->bf16) return onednn;
+    const double Dq = ceil(D / 32.0) * 32.0, Dv = ceil(D / 16.0) * 16.0, Nkp = ceil(Nk / 128.0) * 128.0;
+    const double amx = B * heads * Nkp * (Dq + Dv) * 2.0 +
+                       e->threads * (16.0 * Dq * 2.0 + 16.0 * 128.0 * 8.0 + 16.0 * Dv * 8.0 + 4 * 64 + 3 * 64);
+    return amx > onednn ? amx : onednn;
 }
 
 /* A linear or convolution in bf16 converts its input to bf16 in the arena,
@@ -48,12 +56,16 @@ static double attn_layer(const est *e, double N, double dim, double heads, doubl
     return (M * inner + io) * F32 + bf16_operand(e, M, dim) + (after > out ? after : out);
 }
 
-/* cdf_transformer2d_forward: g [M, C], h and tmp [M, I], ffh [M, 2 ff]
- * (ff = 4 I), then the self- and cross-attention of each block. */
+/* cdf_transformer2d_forward (ff = 4 I), then the self- and cross-attention
+ * of each block. */
 static double transformer(const est *e, double HW, double C, double heads, double Nc) {
     const double M = e->B * HW, I = C, dhead = C / heads, ff = 4.0 * I;
     const double self = attn_layer(e, HW, I, heads, dhead, 0, 1), cross = attn_layer(e, HW, I, heads, dhead, Nc, 0);
-    return M * (C + 2.0 * I + 2.0 * ff) * F32 + (self > cross ? self : cross) + bf16_operand(e, M, ff);
+    /* g [M, C], h and tmp [M, I], and the feed-forward's row chunk (at most
+     * 2048 rows): [rows, 2 ff] projection, [rows, ff] GEGLU, [rows, I] output */
+    const double rows = M < 2048.0 ? M : 2048.0;
+    return M * (C + 2.0 * I) * F32 + rows * (3.0 * ff + I) * F32 + (self > cross ? self : cross) +
+           bf16_operand(e, rows, ff);
 }
 
 /* cdf_resnet_forward: a [B HW, max(cin, cout)], h [B HW, cout], t [B, cout]. */
