@@ -337,8 +337,9 @@ cdf_status cdf_packed_use(cdf_exec *ex, const struct cdf_packed *p, void **data,
     const uint16_t *h = p->data;
     PROF_BEGIN(ex);
     if (p->storage == CDF_DTYPE_F16) {
+        const size_t chunk = 1 << 16;
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) w[i] = cdf_f16_to_f32(h[i]);
+        for (size_t i = 0; i < n; i += chunk) cdf_row_f16_to_f32(w + i, h + i, n - i < chunk ? n - i : chunk);
     } else {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) w[i] = cdf_bf16_to_f32(h[i]);

@@ -190,6 +190,17 @@ static inline float cdf_row_exp_sum_bf16(const float *x, uint16_t *p, size_t n, 
 #endif
 }
 
+/* y[i] = float(h[i]) for IEEE half h (exact). */
+static inline void cdf_row_f16_to_f32(float *y, const uint16_t *h, size_t n) {
+#if defined(__AVX512F__)
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))));
+    for (; i < n; i++) y[i] = cdf_f16_to_f32(h[i]);
+#else
+    for (size_t i = 0; i < n; i++) y[i] = cdf_f16_to_f32(h[i]);
+#endif
+}
+
 /* y[i] = bf16(x[i]), round to nearest even. */
 static inline void cdf_row_to_bf16(uint16_t *y, const float *x, size_t n) {
 #if defined(__AVX512BF16__)
