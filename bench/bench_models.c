@@ -106,9 +106,9 @@ int main(int argc, char **argv) {
     cdf_backend *be;
     cdf_exec *ex;
     if (cdf_backend_create(&be, &err) || cdf_exec_create(&ex, be, o.threads, &err)) die(&err);
-    cdf_weight_opts wo = {CDF_DTYPE_F32, CDF_COMPUTE_F32, 0};
+    cdf_weight_opts wo = {.storage = CDF_DTYPE_F32, .compute = CDF_COMPUTE_F32};
     if (!strcmp(o.dtype, "fp16")) wo.storage = CDF_DTYPE_F16;
-    if (!strcmp(o.dtype, "bf16")) wo = (cdf_weight_opts){CDF_DTYPE_BF16, CDF_COMPUTE_BF16, 0};
+    if (!strcmp(o.dtype, "bf16")) wo = (cdf_weight_opts){.storage = CDF_DTYPE_BF16, .compute = CDF_COMPUTE_BF16};
     printf("# bench_models: config %s, dtype %s, threads %d\n", o.config, o.dtype, cdf_exec_threads(ex));
     double g32 = gemm_rate(be, ex, CDF_COMPUTE_F32, o.repeat), g16 = gemm_rate(be, ex, CDF_COMPUTE_BF16, o.repeat);
     const double gemm = wo.compute == CDF_COMPUTE_BF16 ? g16 : g32;

@@ -54,7 +54,7 @@ static void write_component(const char *cfgdir, const char *out, const char *com
     cdf_backend *be;
     cdf_st_file *syn;
     if (cdf_backend_create(&be, &err) || cdf_st_synthetic(&syn, 1, &err)) die("setup", err.msg);
-    cdf_weight_opts wo = {CDF_DTYPE_BF16, CDF_COMPUTE_BF16, 0};
+    cdf_weight_opts wo = {.storage = CDF_DTYPE_BF16, .compute = CDF_COMPUTE_BF16};
     void *m = NULL;
     cdf_status st = which == 0 ? cdf_clip_text_create((cdf_clip_text **)&m, be, &j, syn, &wo, &err)
                   : which == 1 ? cdf_unet_create((cdf_unet **)&m, be, &j, syn, &wo, &err)

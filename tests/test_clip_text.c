@@ -21,7 +21,7 @@ static void run_case(const char *model, const char *variant, double rel, double 
     snprintf(dir, sizeof dir, "%s/text_encoder", tu_ref_path(model));
     snprintf(golden, sizeof golden, "goldens/%s/text_encoder.safetensors", model);
     cdf_st_file *g = tu_open_ref(golden);
-    cdf_weight_opts o = {variant ? CDF_DTYPE_F16 : CDF_DTYPE_F32, CDF_COMPUTE_F32, 0};
+    cdf_weight_opts o = {.storage = variant ? CDF_DTYPE_F16 : CDF_DTYPE_F32, .compute = CDF_COMPUTE_F32};
     cdf_clip_text *m;
     cdf_err err = {0};
     if (cdf_clip_text_load(&m, be, dir, variant, &o, &err) != CDF_OK) fail_msg("%s", err.msg);
@@ -65,7 +65,7 @@ static void test_errors(void **s) {
     (void)s;
     cdf_clip_text *m;
     cdf_err err = {0};
-    cdf_weight_opts o = {CDF_DTYPE_F32, CDF_COMPUTE_F32, 0};
+    cdf_weight_opts o = {.storage = CDF_DTYPE_F32, .compute = CDF_COMPUTE_F32};
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/text_encoder", tu_ref_path("tiny-sd1"));
     assert_int_equal(cdf_clip_text_load(&m, be, dir, "bf16", &o, &err), CDF_ERR_IO);

@@ -53,7 +53,7 @@ static void check_linear(int64_t M, int64_t K, int64_t N, size_t ldx, size_t ldy
     float *x = rnd((size_t)M * ldx, 1.0f);
     cdf_st_out t[2] = {{"l.weight", CDF_DTYPE_F32, 2, {N, K}, w}, {"l.bias", CDF_DTYPE_F32, 1, {N}, b}};
     cdf_st_file *f = weights_file("lin", t, 2);
-    cdf_weight_opts o = {storage, cp, 0};
+    cdf_weight_opts o = {.storage = storage, .compute = cp};
     cdf_linear l;
     cdf_err err = {0};
     const char *pre[1] = {"l"};
@@ -105,7 +105,7 @@ static void check_conv(int64_t B, int64_t H, int64_t W, int64_t Cin, int64_t Cou
     float *x = rnd((size_t)(B * H * W * Cin), 1.0f);
     cdf_st_out t[2] = {{"c.weight", CDF_DTYPE_F32, 4, {Cout, Cin, k, k}, w}, {"c.bias", CDF_DTYPE_F32, 1, {Cout}, b}};
     cdf_st_file *f = weights_file("conv", t, 2);
-    cdf_weight_opts o = {CDF_DTYPE_F32, cp, 0};
+    cdf_weight_opts o = {.storage = CDF_DTYPE_F32, .compute = cp};
     cdf_conv2d c;
     cdf_err err = {0};
     if (cdf_conv2d_load(&c, be, &o, f, "c", Cin, Cout, k, stride, pt, pl, pb, pr, &err) != CDF_OK)
@@ -261,7 +261,7 @@ static void test_thread_count_invariance(void **state) {
     float *x = rnd((size_t)(B * N * C), 1.0f), *w = rnd((size_t)(C * C * 9), 0.05f), *bias = rnd((size_t)C, 0.1f);
     cdf_st_out t[2] = {{"c.weight", CDF_DTYPE_F32, 4, {C, C, 3, 3}, w}, {"c.bias", CDF_DTYPE_F32, 1, {C}, bias}};
     cdf_st_file *f = weights_file("inv", t, 2);
-    cdf_weight_opts o = {CDF_DTYPE_F32, CDF_COMPUTE_F32, 0};
+    cdf_weight_opts o = {.storage = CDF_DTYPE_F32, .compute = CDF_COMPUTE_F32};
     cdf_conv2d c;
     cdf_err err = {0};
     assert_int_equal(cdf_conv2d_load(&c, be, &o, f, "c", C, C, 3, 1, 1, 1, 1, 1, &err), CDF_OK);

@@ -48,7 +48,7 @@ static void run_model(const char *model, const char *variant) {
     snprintf(dir, sizeof dir, "%s/unet", tu_ref_path(model));
     snprintf(golden, sizeof golden, "goldens/%s/unet.safetensors", model);
     cdf_st_file *g = tu_open_ref(golden);
-    cdf_weight_opts o = {variant ? CDF_DTYPE_F16 : CDF_DTYPE_F32, CDF_COMPUTE_F32, 0};
+    cdf_weight_opts o = {.storage = variant ? CDF_DTYPE_F16 : CDF_DTYPE_F32, .compute = CDF_COMPUTE_F32};
     cdf_unet *u;
     cdf_err err = {0};
     if (cdf_unet_load(&u, be, dir, variant, &o, &err) != CDF_OK) fail_msg("%s", err.msg);

@@ -18,7 +18,7 @@ static void run_model(const char *model, const char *variant) {
     snprintf(dir, sizeof dir, "%s/vae", tu_ref_path(model));
     snprintf(golden, sizeof golden, "goldens/%s/vae.safetensors", model);
     cdf_st_file *g = tu_open_ref(golden);
-    cdf_weight_opts o = {variant ? CDF_DTYPE_F16 : CDF_DTYPE_F32, CDF_COMPUTE_F32, 0};
+    cdf_weight_opts o = {.storage = variant ? CDF_DTYPE_F16 : CDF_DTYPE_F32, .compute = CDF_COMPUTE_F32};
     cdf_vae *v;
     cdf_err err = {0};
     if (cdf_vae_load(&v, be, dir, variant, &o, &err) != CDF_OK) fail_msg("%s", err.msg);
@@ -78,7 +78,7 @@ static void test_bad_config(void **s) {
     assert_int_equal(tu_run(cmd), 0);
     cdf_vae *v;
     cdf_err err = {0};
-    cdf_weight_opts o = {CDF_DTYPE_F32, CDF_COMPUTE_F32, 0};
+    cdf_weight_opts o = {.storage = CDF_DTYPE_F32, .compute = CDF_COMPUTE_F32};
     assert_int_equal(cdf_vae_load(&v, be, dir, NULL, &o, &err), CDF_ERR_FORMAT);
     printf("  %s\n", err.msg);
     assert_non_null(strstr(err.msg, "encoder.conv_out.weight"));
@@ -154,7 +154,7 @@ static void test_tiled_decode(void **s) {
     (void)s;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/vae", tu_ref_path("tiny-sd1"));
-    cdf_weight_opts o = {CDF_DTYPE_F32, CDF_COMPUTE_F32, 0};
+    cdf_weight_opts o = {.storage = CDF_DTYPE_F32, .compute = CDF_COMPUTE_F32};
     cdf_vae *v;
     cdf_err err = {0};
     if (cdf_vae_load(&v, be, dir, NULL, &o, &err) != CDF_OK) fail_msg("%s", err.msg);

@@ -88,7 +88,8 @@ cdf_status cdf_conv2d_load(cdf_conv2d *c, const cdf_backend *be, const cdf_weigh
         dnnl_primitive_desc_t pd;
         if (dnnl_memory_desc_init_by_tag(&plain, 4, wd, dnnl_f32, dnnl_oihw) ||
             dnnl_memory_desc_init_by_tag(&any, 4, wd, act_dt(o->compute), dnnl_format_tag_any) ||
-            make_pd(&pd, be, c, o->compute, 1, REP_HW, REP_HW, &any, 0, &src, &bias, &dst)) {
+            make_pd(&pd, be, c, o->compute, o->rep_batch > 0 ? o->rep_batch : 1, o->rep_hw > 0 ? o->rep_hw : REP_HW,
+                    o->rep_hw > 0 ? o->rep_hw : REP_HW, &any, 0, &src, &bias, &dst)) {
             st = cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: no convolution for %s", prefix);
             goto out;
         }

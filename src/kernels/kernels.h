@@ -78,6 +78,11 @@ typedef struct cdf_weight_opts {
     int stream;          /* low memory: keep no packed copy; pack from the
                             (mmapped) file at every use and drop the file's
                             pages afterwards. The file must stay open. */
+    /* The activations the layer will mostly see (batch, square side): the
+     * packed layout is chosen for them (0: batch 1, side 32). oneDNN's best
+     * weight layout depends on the shape; a layout chosen for another one
+     * can halve its speed. */
+    int64_t rep_batch, rep_hw;
 } cdf_weight_opts;
 
 /* ---- linear: y[M, out] = x[M, in] @ W^T + b (W as PyTorch stores it: [out, in]) ---- */

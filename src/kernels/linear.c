@@ -71,7 +71,9 @@ cdf_status cdf_linear_load(cdf_linear *l, const cdf_backend *be, const cdf_weigh
         dnnl_primitive_desc_t pd;
         if (dnnl_memory_desc_init_by_tag(&plain, 2, wd, dnnl_f32, dnnl_ba) ||
             dnnl_memory_desc_init_by_tag(&any, 2, wd, act_dt(o->compute), dnnl_format_tag_any) ||
-            make_pd(&pd, be, o->compute, REP_M, K, N, (size_t)K, (size_t)N, &any, has_bias, &src, &bias, &dst)) {
+            make_pd(&pd, be, o->compute,
+                    o->rep_hw > 0 ? (o->rep_batch > 0 ? o->rep_batch : 1) * o->rep_hw * o->rep_hw : REP_M, K, N,
+                    (size_t)K, (size_t)N, &any, has_bias, &src, &bias, &dst)) {
             st = cdf_errf(err, CDF_ERR_INTERNAL, "oneDNN: no matmul for %s (%lld x %lld)", prefixes[0],
                           (long long)K, (long long)N);
             goto fail;

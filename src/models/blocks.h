@@ -15,6 +15,16 @@ typedef struct cdf_loader {
     const cdf_st_file *f;
 } cdf_loader;
 
+/* A loader for layers that will see batch x hw x hw activations (the packed
+ * weight layouts are chosen for that shape); wo_store holds the options. */
+static inline cdf_loader cdf_loader_at(const cdf_loader *ld, cdf_weight_opts *wo_store, int64_t batch, int64_t hw) {
+    *wo_store = *ld->wo;
+    wo_store->rep_batch = batch;
+    wo_store->rep_hw = hw;
+    cdf_loader l = {ld->be, wo_store, ld->f};
+    return l;
+}
+
 /* ResnetBlock2D (time_embedding_norm "default"):
  * y = (shortcut(x) + conv2(silu(gn2(conv1(silu(gn1(x))) + proj(silu(temb)))))) / out_scale */
 typedef struct cdf_resnet {

@@ -12,8 +12,11 @@
 
 const cdf_unet_config *cdf_unet_get_config(const cdf_unet *u) { return &u->cfg; }
 
-static cdf_status load_modules(cdf_unet *u, const cdf_loader *ld, cdf_err *err) {
+static cdf_status load_modules(cdf_unet *u, const cdf_loader *ld0, cdf_err *err) {
     const cdf_unet_config *c = &u->cfg;
+    /* Level i sees sample_size >> i sides at batch 2 (classifier-free guidance). */
+    cdf_weight_opts wo;
+    cdf_loader lvl = cdf_loader_at(ld0, &wo, 2, c->sample_size), *ld = &lvl;
     const int n = c->nblocks, G = c->norm_num_groups;
     const float eps = (float)c->norm_eps, ros = (float)c->resnet_out_scale_factor;
     const int64_t TD = c->time_embed_dim;
@@ -33,6 +36,7 @@ static cdf_status load_modules(cdf_unet *u, const cdf_loader *ld, cdf_err *err) 
     skips[ns++] = c->block_out[0];
     int64_t ch = c->block_out[0];
     for (int i = 0; i < n; i++) {
+        lvl = cdf_loader_at(ld0, &wo, 2, c->sample_size >> i);
         unet_down *d = &u->down[i];
         d->nres = (int)c->layers_per_block[i];
         if (d->nres > CDF_UNET_MAX_LAYERS) return cdf_errf(err, CDF_ERR_UNSUPPORTED, "unet: too many layers per block");
@@ -62,6 +66,7 @@ static cdf_status load_modules(cdf_unet *u, const cdf_loader *ld, cdf_err *err) 
     }
     const int64_t mc = c->block_out[n - 1];
     const float ms = (float)c->mid_block_scale_factor;
+    lvl = cdf_loader_at(ld0, &wo, 2, c->sample_size >> (n - 1));
     if ((st = cdf_resnet_load(&u->mid_res[0], ld, "mid_block.resnets.0", mc, mc, TD, G, eps, ms, err)) ||
         (st = cdf_transformer2d_load(&u->mid_attn, ld, "mid_block.attentions.0", mc, c->heads[n - 1],
                                      mc / c->heads[n - 1], (int)c->tlayers[n - 1], c->cross_attention_dim, G,
@@ -71,6 +76,7 @@ static cdf_status load_modules(cdf_unet *u, const cdf_loader *ld, cdf_err *err) 
     for (int i = 0; i < n; i++) {
         unet_up *up = &u->up[i];
         const int r = n - 1 - i; /* the down block this one mirrors */
+        lvl = cdf_loader_at(ld0, &wo, 2, c->sample_size >> r);
         up->nres = (int)c->layers_per_block[r] + 1;
         if (up->nres > CDF_UNET_MAX_LAYERS) return cdf_errf(err, CDF_ERR_UNSUPPORTED, "unet: too many layers per block");
         up->has_attn = c->up_cross[i];
@@ -91,12 +97,14 @@ static cdf_status load_modules(cdf_unet *u, const cdf_loader *ld, cdf_err *err) 
             }
         }
         if (up->has_up) {
+            lvl = cdf_loader_at(ld0, &wo, 2, c->sample_size >> (r - 1)); /* after the 2x upsampling */
             snprintf(p, sizeof p, "up_blocks.%d.upsamplers.0.conv", i);
             if ((st = cdf_conv2d_load(&up->up, ld->be, ld->wo, ld->f, p, oc, oc, 3, 1, 1, 1, 1, 1, err))) return st;
         }
     }
     if (ns != 0)
         return cdf_errf(err, CDF_ERR_FORMAT, "unet/config.json: %d skip connections are left unused", ns);
+    lvl = cdf_loader_at(ld0, &wo, 2, c->sample_size);
     if ((st = cdf_norm_load(&u->norm_out, ld->f, "conv_norm_out", c->block_out[0], G, eps, err)) ||
         (st = cdf_conv2d_load(&u->conv_out, ld->be, ld->wo, ld->f, "conv_out", c->block_out[0], c->out_channels, ko,
                               1, ko / 2, ko / 2, ko / 2, ko / 2, err)))

@@ -107,18 +107,23 @@ static cdf_status load_mid(vae_mid *m, const cdf_loader *ld, const char *pre, in
     return CDF_OK;
 }
 
-static cdf_status load_modules(cdf_vae *v, const cdf_loader *ld, cdf_err *err) {
+static cdf_status load_modules(cdf_vae *v, const cdf_loader *ld0, cdf_err *err) {
     const cdf_vae_config *c = &v->cfg;
     const int n = c->nblocks, G = c->norm_num_groups;
-    const int64_t L = c->latent_channels, top = c->block_out[n - 1];
+    const int64_t L = c->latent_channels, top = c->block_out[n - 1], S = c->sample_size;
     char p[256];
     cdf_status st;
+    /* Layers at encoder level i see S >> i sides, at decoder level i
+     * (S >> (n-1)) << i, one image at a time. */
+    cdf_weight_opts wo;
+    cdf_loader lvl = cdf_loader_at(ld0, &wo, 1, S), *ld = &lvl;
     /* encoder */
     if ((st = cdf_conv2d_load(&v->e_conv_in, ld->be, ld->wo, ld->f, "encoder.conv_in", c->in_channels, c->block_out[0],
                               3, 1, 1, 1, 1, 1, err)))
         return st;
     int64_t ch = c->block_out[0];
     for (int i = 0; i < n; i++) {
+        lvl = cdf_loader_at(ld0, &wo, 1, S >> i);
         vae_block *b = &v->e_down[i];
         b->nres = (int)c->layers_per_block;
         b->has_resample = i < n - 1;
@@ -132,6 +137,7 @@ static cdf_status load_modules(cdf_vae *v, const cdf_loader *ld, cdf_err *err) {
         if (b->has_resample && (st = cdf_conv2d_load(&b->resample, ld->be, ld->wo, ld->f, p, ch, ch, 3, 2, 0, 0, 1, 1, err)))
             return st;
     }
+    lvl = cdf_loader_at(ld0, &wo, 1, S >> (n - 1));
     if ((st = load_mid(&v->e_mid, ld, "encoder.mid_block", top, G, c->mid_attention, err)) ||
         (st = cdf_norm_load(&v->e_norm_out, ld->f, "encoder.conv_norm_out", top, G, 1e-6f, err)) ||
         (st = cdf_conv2d_load(&v->e_conv_out, ld->be, ld->wo, ld->f, "encoder.conv_out", top, 2 * L, 3, 1, 1, 1, 1, 1,
@@ -149,6 +155,7 @@ static cdf_status load_modules(cdf_vae *v, const cdf_loader *ld, cdf_err *err) {
         return st;
     ch = top;
     for (int i = 0; i < n; i++) {
+        lvl = cdf_loader_at(ld0, &wo, 1, (S >> (n - 1)) << i);
         vae_block *b = &v->d_up[i];
         const int64_t oc = c->block_out[n - 1 - i];
         b->nres = (int)c->layers_per_block + 1;
@@ -158,10 +165,12 @@ static cdf_status load_modules(cdf_vae *v, const cdf_loader *ld, cdf_err *err) {
             if ((st = cdf_resnet_load(&b->res[j], ld, p, ch, oc, 0, G, 1e-6f, 1.0f, err))) return st;
             ch = oc;
         }
+        lvl = cdf_loader_at(ld0, &wo, 1, (S >> (n - 1)) << (i + 1)); /* after the 2x upsampling */
         snprintf(p, sizeof p, "decoder.up_blocks.%d.upsamplers.0.conv", i);
         if (b->has_resample && (st = cdf_conv2d_load(&b->resample, ld->be, ld->wo, ld->f, p, ch, ch, 3, 1, 1, 1, 1, 1, err)))
             return st;
     }
+    lvl = cdf_loader_at(ld0, &wo, 1, S);
     if ((st = cdf_norm_load(&v->d_norm_out, ld->f, "decoder.conv_norm_out", c->block_out[0], G, 1e-6f, err)) ||
         (st = cdf_conv2d_load(&v->d_conv_out, ld->be, ld->wo, ld->f, "decoder.conv_out", c->block_out[0],
                               c->out_channels, 3, 1, 1, 1, 1, 1, err)))
