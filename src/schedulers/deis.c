@@ -5,7 +5,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/error.h"
 
@@ -95,18 +94,10 @@ static cdf_status deis_step(cdf_scheduler *s, const sched_step_args *a, cdf_err 
     for (int i = 0; i < order - 1; i++) d->outs[i] = d->outs[i + 1];
     d->outs[order - 1] = cur;
     /* convert_model_output: x0, then epsilon = (sample - alpha_t * x0) / sigma_t */
-    float at0, st0;
-    dpm_alpha_sigma(s->sigmas[si], &at0, &st0);
-    const float *mo = a->model_output;
     float *x = a->sample;
-    if (sched_streq(c->prediction_type, "epsilon")) for (size_t i = 0; i < n; i++) cur[i] = (x[i] - st0 * mo[i]) / at0;
-    else if (sched_streq(c->prediction_type, "v_prediction")) for (size_t i = 0; i < n; i++) cur[i] = at0 * x[i] - st0 * mo[i];
-    else memcpy(cur, mo, n * sizeof(float));
-    if (c->thresholding) {
-        cdf_status st = sched_threshold(s, cur, n, a->shape, err);
-        if (st) return st;
-    }
-    for (size_t i = 0; i < n; i++) cur[i] = (x[i] - at0 * cur[i]) / st0;
+    cdf_status st = dpm_convert(s, 1, cur, a->model_output, x, n, a->shape, err);
+    if (st) return st;
+    dpm_x0_to_eps(s, cur, x, n);
 
     float at, sgt, a0, s0;
     dpm_alpha_sigma(s->sigmas[si + 1], &at, &sgt);

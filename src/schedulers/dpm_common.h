@@ -44,4 +44,15 @@ cdf_status dpm_set_timesteps(cdf_scheduler *s, int n, const dpm_sched_opts *o, c
 /* The common check of solver_order (1..3). */
 cdf_status dpm_check_order(const cdf_scheduler *s, cdf_err *err);
 
+/* convert_model_output at sigmas[step_index], as all four classes do it:
+ * with `x0_pred` the data prediction x0 ("epsilon", "v_prediction", else the
+ * output itself), passed through _threshold_sample when thresholding is
+ * configured; otherwise the noise prediction epsilon, never thresholded
+ * here (multistep's "dpmsolver" adds its own x0 round trip). */
+cdf_status dpm_convert(const cdf_scheduler *s, int x0_pred, float *out, const float *mo, const float *x, size_t n,
+                       const int64_t *shape, cdf_err *err);
+
+/* epsilon = (sample - alpha_t * x0) / sigma_t at sigmas[step_index], in place. */
+void dpm_x0_to_eps(const cdf_scheduler *s, float *x0, const float *x, size_t n);
+
 #endif

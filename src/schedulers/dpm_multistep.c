@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/error.h"
 
@@ -101,26 +100,14 @@ static cdf_status multi_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
 /* convert_model_output into out (x0 for ++, epsilon otherwise). */
 static cdf_status convert(cdf_scheduler *s, const multi_state *m, float *out, const float *mo, const float *x,
                           size_t n, const int64_t *shape, cdf_err *err) {
-    const sched_cfg *c = &s->cfg;
+    cdf_status r = dpm_convert(s, m->plus, out, mo, x, n, shape, err);
+    if (r || m->plus || !s->cfg.thresholding) return r;
+    /* "dpmsolver" thresholds the x0 of its epsilon, then converts back */
     float at, st_;
     dpm_alpha_sigma(s->sigmas[s->step_index], &at, &st_);
-    int eps = sched_streq(c->prediction_type, "epsilon"), vp = sched_streq(c->prediction_type, "v_prediction");
-    if (m->plus) {
-        if (eps) for (size_t i = 0; i < n; i++) out[i] = (x[i] - st_ * mo[i]) / at;
-        else if (vp) for (size_t i = 0; i < n; i++) out[i] = at * x[i] - st_ * mo[i];
-        else memcpy(out, mo, n * sizeof(float));
-        if (c->thresholding) return sched_threshold(s, out, n, shape, err);
-        return CDF_OK;
-    }
-    if (eps) memcpy(out, mo, n * sizeof(float));
-    else if (vp) for (size_t i = 0; i < n; i++) out[i] = at * mo[i] + st_ * x[i];
-    else for (size_t i = 0; i < n; i++) out[i] = (x[i] - at * mo[i]) / st_;
-    if (c->thresholding) {
-        for (size_t i = 0; i < n; i++) out[i] = (x[i] - st_ * out[i]) / at; /* x0 from epsilon */
-        cdf_status r = sched_threshold(s, out, n, shape, err);
-        if (r) return r;
-        for (size_t i = 0; i < n; i++) out[i] = (x[i] - at * out[i]) / st_;
-    }
+    for (size_t i = 0; i < n; i++) out[i] = (x[i] - st_ * out[i]) / at;
+    if ((r = sched_threshold(s, out, n, shape, err))) return r;
+    dpm_x0_to_eps(s, out, x, n);
     return CDF_OK;
 }
 

@@ -123,25 +123,6 @@ static cdf_status single_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
     return CDF_OK;
 }
 
-static cdf_status convert(cdf_scheduler *s, const single_state *m, float *out, const float *mo, const float *x,
-                          size_t n, const int64_t *shape, cdf_err *err) {
-    const sched_cfg *c = &s->cfg;
-    float at, st_;
-    dpm_alpha_sigma(s->sigmas[s->step_index], &at, &st_);
-    int eps = sched_streq(c->prediction_type, "epsilon"), vp = sched_streq(c->prediction_type, "v_prediction");
-    if (m->plus) {
-        if (eps) for (size_t i = 0; i < n; i++) out[i] = (x[i] - st_ * mo[i]) / at;
-        else if (vp) for (size_t i = 0; i < n; i++) out[i] = at * x[i] - st_ * mo[i];
-        else memcpy(out, mo, n * sizeof(float));
-        if (c->thresholding) return sched_threshold(s, out, n, shape, err);
-        return CDF_OK;
-    }
-    if (eps) memcpy(out, mo, n * sizeof(float));
-    else if (vp) for (size_t i = 0; i < n; i++) out[i] = at * mo[i] + st_ * x[i];
-    else for (size_t i = 0; i < n; i++) out[i] = (x[i] - at * mo[i]) / st_;
-    return CDF_OK;
-}
-
 /* The update from sample x0s (saved at the start of the group) into out. */
 static void update(const cdf_scheduler *s, const single_state *m, float *out, const float *x, size_t n, int order) {
     const int so = (int)s->cfg.solver_order;
@@ -252,7 +233,7 @@ static cdf_status single_step(cdf_scheduler *s, const sched_step_args *a, cdf_er
     }
     m->outs[so - 1] = oldest;
     m->valid[so - 1] = 1;
-    cdf_status st = convert(s, m, oldest, a->model_output, a->sample, n, a->shape, err);
+    cdf_status st = dpm_convert(s, m->plus, oldest, a->model_output, a->sample, n, a->shape, err);
     if (st) return st;
     int order = m->order_list[s->step_index];
     while (order > 1 && !m->valid[so - order]) order--;

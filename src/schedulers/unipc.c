@@ -254,25 +254,9 @@ static cdf_status unipc_step(cdf_scheduler *s, const sched_step_args *a, cdf_err
     }
     long si = s->step_index;
     /* convert_model_output */
-    float *cur = u->conv;
-    float at, st_;
-    dpm_alpha_sigma(s->sigmas[si], &at, &st_);
-    const float *mo = a->model_output;
-    float *x = a->sample;
-    int eps = sched_streq(c->prediction_type, "epsilon"), vp = sched_streq(c->prediction_type, "v_prediction");
-    if (c->predict_x0) {
-        if (eps) for (size_t i = 0; i < n; i++) cur[i] = (x[i] - st_ * mo[i]) / at;
-        else if (vp) for (size_t i = 0; i < n; i++) cur[i] = at * x[i] - st_ * mo[i];
-        else memcpy(cur, mo, n * sizeof(float));
-        if (c->thresholding) {
-            cdf_status st = sched_threshold(s, cur, n, a->shape, err);
-            if (st) return st;
-        }
-    } else {
-        if (eps) memcpy(cur, mo, n * sizeof(float));
-        else if (vp) for (size_t i = 0; i < n; i++) cur[i] = at * mo[i] + st_ * x[i];
-        else for (size_t i = 0; i < n; i++) cur[i] = (x[i] - at * mo[i]) / st_;
-    }
+    float *cur = u->conv, *x = a->sample;
+    cdf_status st = dpm_convert(s, c->predict_x0, cur, a->model_output, x, n, a->shape, err);
+    if (st) return st;
     if (si > 0 && !corrector_disabled(s, si - 1) && u->has_last) uni_c(s, u, x, cur, n, u->this_order);
     /* shift: the oldest buffer becomes the next scratch */
     u->conv = u->outs[0];
