@@ -74,28 +74,20 @@ static cdf_status deis_step(cdf_scheduler *s, const sched_step_args *a, cdf_err 
     const sched_cfg *c = &s->cfg;
     size_t n = a->n;
     int order = (int)c->solver_order;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 1, err);
-        if (st) return st;
-    }
-    if ((size_t)s->step_index >= s->n_ts)
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
+    cdf_status st = dpm_step_begin(s, a->t, err);
+    if (st) return st;
     if (d->cap != n) {
-        for (int i = 0; i < 3; i++) { free(d->outs[i]); d->outs[i] = NULL; }
         d->cap = 0;
-        for (int i = 0; i < order; i++)
-            if (!(d->outs[i] = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
+        if ((st = dpm_alloc_outs(d->outs, order, n, err))) return st;
         d->cap = n;
     }
     long si = s->step_index, len = (long)s->n_ts;
     int low_final = si == len - 1 && c->lower_order_final && len < 15;
     int low_second = si == len - 2 && c->lower_order_final && len < 15;
-    float *cur = d->outs[0];
-    for (int i = 0; i < order - 1; i++) d->outs[i] = d->outs[i + 1];
-    d->outs[order - 1] = cur;
+    float *cur = dpm_push_output(d->outs, order);
     /* convert_model_output: x0, then epsilon = (sample - alpha_t * x0) / sigma_t */
     float *x = a->sample;
-    cdf_status st = dpm_convert(s, 1, cur, a->model_output, x, n, a->shape, err);
+    st = dpm_convert(s, 1, cur, a->model_output, x, n, a->shape, err);
     if (st) return st;
     dpm_x0_to_eps(s, cur, x, n);
 

@@ -97,6 +97,21 @@ done:
     return st;
 }
 
+cdf_status dpm_step_begin(cdf_scheduler *s, double t, cdf_err *err) {
+    cdf_status st = sched_ensure_step_index(s, t, 1, err);
+    if (st) return st;
+    if ((size_t)s->step_index >= s->n_ts)
+        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
+    return CDF_OK;
+}
+
+cdf_status dpm_alloc_outs(float *outs[3], int count, size_t n, cdf_err *err) {
+    for (int i = 0; i < 3; i++) { free(outs[i]); outs[i] = NULL; }
+    for (int i = 0; i < count; i++)
+        if (!(outs[i] = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
+    return CDF_OK;
+}
+
 cdf_status dpm_convert(const cdf_scheduler *s, int x0_pred, float *out, const float *mo, const float *x, size_t n,
                        const int64_t *shape, cdf_err *err) {
     const sched_cfg *c = &s->cfg;

@@ -228,19 +228,13 @@ static cdf_status multi_step(cdf_scheduler *s, const sched_step_args *a, cdf_err
     const sched_cfg *c = &s->cfg;
     size_t n = a->n;
     int order = (int)c->solver_order;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 1, err);
-        if (st) return st;
-    }
-    if ((size_t)s->step_index >= s->n_ts)
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
+    cdf_status st = dpm_step_begin(s, a->t, err);
+    if (st) return st;
     if (m->cap != n) {
-        for (int i = 0; i < 3; i++) { free(m->outs[i]); m->outs[i] = NULL; }
         free(m->noise);
         m->noise = NULL;
         m->cap = 0;
-        for (int i = 0; i < order; i++)
-            if (!(m->outs[i] = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
+        if ((st = dpm_alloc_outs(m->outs, order, n, err))) return st;
         if (!(m->noise = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
         m->cap = n;
     }
@@ -248,11 +242,8 @@ static cdf_status multi_step(cdf_scheduler *s, const sched_step_args *a, cdf_err
     int low_final = si == len - 1 && (c->euler_at_final || (c->lower_order_final && len < 15) ||
                                       sched_streq(c->final_sigmas_type, "zero"));
     int low_second = si == len - 2 && c->lower_order_final && len < 15;
-    /* model_outputs shift: the oldest buffer is reused for the newest */
-    float *oldest = m->outs[0];
-    for (int i = 0; i < order - 1; i++) m->outs[i] = m->outs[i + 1];
-    m->outs[order - 1] = oldest;
-    cdf_status st = convert(s, m, oldest, a->model_output, a->sample, n, a->shape, err);
+    float *oldest = dpm_push_output(m->outs, order);
+    st = convert(s, m, oldest, a->model_output, a->sample, n, a->shape, err);
     if (st) return st;
     if (m->sde && (st = sched_noise(a->noise, m->noise, a->shape, s->cls->name, err))) return st;
     if (order == 1 || m->lower_order_nums < 1 || low_final) first_order(s, m, a->sample, oldest, m->noise, n);

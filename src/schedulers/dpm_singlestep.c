@@ -209,31 +209,24 @@ static cdf_status single_step(cdf_scheduler *s, const sched_step_args *a, cdf_er
     single_state *m = s->fam;
     size_t n = a->n;
     int so = (int)s->cfg.solver_order;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 1, err);
-        if (st) return st;
-    }
-    if ((size_t)s->step_index >= s->n_ts || (size_t)s->step_index >= m->n_orders)
+    cdf_status st = dpm_step_begin(s, a->t, err);
+    if (st) return st;
+    if ((size_t)s->step_index >= m->n_orders)
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
     if (m->cap != n) {
-        for (int i = 0; i < 3; i++) { free(m->outs[i]); m->outs[i] = NULL; m->valid[i] = 0; }
+        for (int i = 0; i < 3; i++) m->valid[i] = 0;
         free(m->saved);
         m->saved = NULL;
         m->cap = 0;
-        for (int i = 0; i < so; i++)
-            if (!(m->outs[i] = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
+        if ((st = dpm_alloc_outs(m->outs, so, n, err))) return st;
         if (!(m->saved = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
         m->cap = n;
         m->has_saved = 0;
     }
-    float *oldest = m->outs[0];
-    for (int i = 0; i < so - 1; i++) {
-        m->outs[i] = m->outs[i + 1];
-        m->valid[i] = m->valid[i + 1];
-    }
-    m->outs[so - 1] = oldest;
+    float *oldest = dpm_push_output(m->outs, so);
+    for (int i = 0; i < so - 1; i++) m->valid[i] = m->valid[i + 1];
     m->valid[so - 1] = 1;
-    cdf_status st = dpm_convert(s, m->plus, oldest, a->model_output, a->sample, n, a->shape, err);
+    st = dpm_convert(s, m->plus, oldest, a->model_output, a->sample, n, a->shape, err);
     if (st) return st;
     int order = m->order_list[s->step_index];
     while (order > 1 && !m->valid[so - order]) order--;
