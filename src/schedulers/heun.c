@@ -85,10 +85,7 @@ static cdf_status heun_step(cdf_scheduler *s, const sched_step_args *a, cdf_err 
     const float *mo = a->model_output;
     float *x = a->sample, *x0 = h->pred;
     sched_k_pred_x0(c->prediction_type, x0, x, mo, sigma_input, sigma_input, n);
-    if (c->clip_sample) {
-        float r = (float)c->clip_sample_range;
-        for (size_t i = 0; i < n; i++) x0[i] = x0[i] < -r ? -r : (x0[i] > r ? r : x0[i]);
-    }
+    if (c->clip_sample) sched_clip(x0, n, c->clip_sample_range);
     if (first) {
         float dt = sigma_next - sigma_hat;
         for (size_t i = 0; i < n; i++) {

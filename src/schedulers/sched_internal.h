@@ -142,8 +142,18 @@ extern const sched_class cdf_sched_ddim, cdf_sched_ddpm, cdf_sched_pndm, cdf_sch
 /* registry.c: the class named `name` (exact diffusers class name), or NULL. */
 const sched_class *cdf_sched_find_class(const char *name);
 
-/* ddim.c: the int64 timesteps DDIM and DDPM share (linspace/leading/trailing). */
+/* ddim.c: what DDIM and DDPM share. The int64 timesteps (linspace/leading/trailing). */
 cdf_status cdf_sched_ddim_timesteps(cdf_scheduler *s, int n, cdf_err *err);
+/* step(): alphas_cumprod at the training timestep t (an integer; Python
+ * indexing, trailing spacing reaches t = -1) into *at, and at
+ * prev_t = t - T // num_inference_steps into *ap (`final` where prev_t < 0). */
+cdf_status cdf_sched_ddim_alphas(const cdf_scheduler *s, double t, float final, float *at, float *ap, cdf_err *err);
+/* pred_original_sample from sqa = alpha_prod_t ** 0.5, sqb = beta_prod_t ** 0.5:
+ * "epsilon", "sample", else "v_prediction". */
+void cdf_sched_ddim_pred_x0(const char *pred, float *x0, const float *x, const float *mo, float sqa, float sqb,
+                            size_t n);
+/* Then _threshold_sample when thresholding, else the clip_sample clamp. */
+cdf_status cdf_sched_ddim_clip(const cdf_scheduler *s, float *x0, size_t n, const int64_t shape[4], cdf_err *err);
 
 /* Shared value lists. */
 extern const char *const sched_spacings[];      /* linspace, leading, trailing */
@@ -251,6 +261,11 @@ static inline int sched_pyindex(int64_t i, size_t n, size_t *out) {
     if (i < 0 || i >= (int64_t)n) return -1;
     *out = (size_t)i;
     return 0;
+}
+/* clip_sample: x.clamp(-range, range) in float32, in place. */
+static inline void sched_clip(float *x, size_t n, double range) {
+    float r = (float)range;
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < -r ? -r : (x[i] > r ? r : x[i]);
 }
 /* Sets pred_original / has_pred_original of a step. */
 void sched_report_pred(const sched_step_args *a, const float *pred);
