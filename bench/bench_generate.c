@@ -18,20 +18,10 @@ typedef struct stage_times {
     int steps;
 } stage_times;
 
-static double rss_mb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) sscanf(line + 6, "%lf", &kb);
-    if (f) fclose(f);
-    return kb / 1024.0;
-}
-
 static int on_progress(void *u, const cdf_progress *p) {
     stage_times *t = u;
     fprintf(stderr, "  [%s %d/%d] %.2f s, RSS %.0f MiB, peak %.0f MiB\n", p->stage, p->step, p->total, p->elapsed,
-            rss_mb(), bench_peak_rss_mb());
+            bench_rss_mb(), bench_peak_rss_mb());
     if (!strcmp(p->stage, "text_encoder")) t->text = p->elapsed;
     else if (!strcmp(p->stage, "denoise")) { t->denoise = p->elapsed; t->steps = p->step; }
     else if (!strcmp(p->stage, "vae_decode")) t->vae = p->elapsed;

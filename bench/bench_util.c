@@ -18,15 +18,20 @@ void bench_reset_peak_rss(void) {
     }
 }
 
-double bench_peak_rss_mb(void) {
+/* A "Vm...:" line of /proc/self/status (kB) in MiB; 0 where there is none. */
+static double status_mb(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     double kb = 0;
+    size_t k = strlen(key);
     while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) sscanf(line + 6, "%lf", &kb);
+        if (strncmp(line, key, k) == 0) sscanf(line + k, "%lf", &kb);
     if (f) fclose(f);
     return kb / 1024.0;
 }
+
+double bench_peak_rss_mb(void) { return status_mb("VmHWM:"); }
+double bench_rss_mb(void) { return status_mb("VmRSS:"); }
 
 void bench_report(const char *what, double seconds, uint64_t flops, double gemm_gflops, double peak_rss_mb) {
     const double gf = (double)flops / 1e9;

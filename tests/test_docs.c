@@ -10,16 +10,7 @@
 static char *slurp(const char *rel) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", CDF_SOURCE_DIR, rel);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) fail_msg("read error");
-    b[n] = '\0';
-    fclose(f);
-    return b;
+    return tu_read_file(path, NULL);
 }
 
 static void test_api_example_is_the_file(void **s) {

@@ -16,20 +16,6 @@
 #include "schedulers/scheduler.h"
 #include "testutil.h"
 
-static uint8_t *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) fail_msg("cannot read %s", path);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Runs every regular file of `dir` through t, in name order; returns the count. */
@@ -49,7 +35,7 @@ static size_t replay_dir(const cdf_fuzz_target *t, const char *dir, int required
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         size_t len;
-        uint8_t *data = slurp(path, &len);
+        uint8_t *data = (uint8_t *)tu_read_file(path, &len);
         /* An exact-size copy, so ASan sees reads one past the input. */
         uint8_t *exact = malloc(len ? len : 1);
         memcpy(exact, data, len);
@@ -87,7 +73,7 @@ static void test_fixed_behaviour(void **s) {
     size_t len;
     char path[4096];
     snprintf(path, sizeof path, "%s/fuzz/crashers/safetensors/read_i64_inf_nan", CDF_SOURCE_DIR);
-    uint8_t *data = slurp(path, &len);
+    uint8_t *data = (uint8_t *)tu_read_file(path, &len);
     cdf_st_file *f;
     cdf_err err = {0};
     if (cdf_st_parse(&f, data, len, "read_i64_inf_nan", &err)) fail_msg("%s", err.msg);
@@ -103,7 +89,7 @@ static void test_fixed_behaviour(void **s) {
     /* config/kdpm2_log_midpoint_nan: KDPM2 schedules stay finite (the NaN of
      * log(0) is computed and dropped, as in diffusers). */
     snprintf(path, sizeof path, "%s/fuzz/crashers/config/kdpm2_log_midpoint_nan", CDF_SOURCE_DIR);
-    data = slurp(path, &len);
+    data = (uint8_t *)tu_read_file(path, &len);
     cdf_json j;
     if (cdf_json_parse(&j, (const char *)data, len, "kdpm2_log_midpoint_nan", &err)) fail_msg("%s", err.msg);
     cdf_scheduler *sc;

@@ -110,21 +110,31 @@ static case_result run_case(cdf_pipeline *p, const char *model, const char *name
     return r;
 }
 
+/* Loads the reference model `model` with `lp` (model_dir is set here) and a
+ * pipeline on it with `pp` (may be NULL); fails the test on an error. */
+static cdf_pipeline *open_pipeline(const char *model, cdf_load_params *lp, const cdf_pipeline_params *pp,
+                                   cdf_model **m) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", tu_ref_path(model));
+    lp->model_dir = dir;
+    cdf_error_buf eb;
+    if (cdf_model_load(m, lp, &eb)) fail_msg("%s", eb.message);
+    lp->model_dir = NULL; /* dir ends here */
+    cdf_pipeline *p;
+    if (cdf_pipeline_create(&p, *m, pp, &eb)) fail_msg("%s", eb.message);
+    return p;
+}
+
 static void run_model(const char *model) {
-    char rel[256], dir[4096];
+    char rel[256];
     snprintf(rel, sizeof rel, "goldens/%s/manifest.json", model);
     cdf_json man;
     cdf_err err = {0};
     if (cdf_json_load(&man, tu_ref_path(rel), &err)) fail_msg("%s", err.msg);
-    snprintf(dir, sizeof dir, "%s", tu_ref_path(model));
     cdf_load_params lp;
     cdf_load_params_default(&lp);
-    lp.model_dir = dir;
     cdf_model *m;
-    cdf_error_buf eb;
-    if (cdf_model_load(&m, &lp, &eb)) fail_msg("%s", eb.message);
-    cdf_pipeline *p;
-    if (cdf_pipeline_create(&p, m, NULL, &eb)) fail_msg("%s", eb.message);
+    cdf_pipeline *p = open_pipeline(model, &lp, NULL, &m);
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(man.root, "pipeline_cases"), *c;
     int count = 0, ok = 1;
     cJSON_ArrayForEach(c, cases) {
@@ -146,18 +156,12 @@ static void run_model(const char *model) {
 static float *run_mode(cdf_memory_mode mode, int tricks, size_t *n) {
     cdf_load_params lp;
     cdf_load_params_default(&lp);
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", tu_ref_path("tiny-sd1"));
-    lp.model_dir = dir;
     lp.memory = mode;
-    cdf_model *m;
-    cdf_error_buf eb;
-    if (cdf_model_load(&m, &lp, &eb)) fail_msg("%s", eb.message);
     cdf_pipeline_params pp;
     cdf_pipeline_params_default(&pp);
     pp.scheduler = "euler_a";
-    cdf_pipeline *p;
-    if (cdf_pipeline_create(&p, m, &pp, &eb)) fail_msg("%s", eb.message);
+    cdf_model *m;
+    cdf_pipeline *p = open_pipeline("tiny-sd1", &lp, &pp, &m);
     const char *prompts[2] = {"portrait photo of a old warrior chief", "a cat"};
     const uint64_t seeds[2] = {3, 4};
     cdf_generate_params g;
@@ -213,16 +217,10 @@ static void test_bf16_vs_fp32_goldens(void **s) {
     (void)s;
     cdf_load_params lp;
     cdf_load_params_default(&lp);
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", tu_ref_path("tiny-sd1"));
-    lp.model_dir = dir;
     lp.weight_dtype = CDF_DTYPE_BF16;
     lp.compute = CDF_COMPUTE_TYPE_BF16;
     cdf_model *m;
-    cdf_error_buf eb;
-    if (cdf_model_load(&m, &lp, &eb)) fail_msg("%s", eb.message);
-    cdf_pipeline *p;
-    if (cdf_pipeline_create(&p, m, NULL, &eb)) fail_msg("%s", eb.message);
+    cdf_pipeline *p = open_pipeline("tiny-sd1", &lp, NULL, &m);
     const char *cases[3][2] = {{"pndm_4_generator0", "PNDMScheduler"},
                                {"dpmpp_20_latents", "DPMSolverMultistepScheduler"},
                                {"euler_a_4_generator0", "EulerAncestralDiscreteScheduler"}};

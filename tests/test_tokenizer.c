@@ -397,6 +397,15 @@ static const char *make_folder(const char *name, const char *skip) {
     return dir;
 }
 
+/* make_folder(name, file), then `file` written with `text`. */
+static const char *folder_with(const char *name, const char *file, const char *text) {
+    const char *dir = make_folder(name, file);
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    write_file(path, text);
+    return dir;
+}
+
 static void expect_load_error(const char *dir, cdf_status code, const char *n1, const char *n2) {
     cdf_tokenizer *t = (cdf_tokenizer *)1;
     cdf_err err = {0};
@@ -414,35 +423,21 @@ static void test_bad_files(void **state) {
     expect_load_error(make_folder("no-vocab", "vocab.json"), CDF_ERR_IO, "no-vocab/vocab.json", "cannot open");
     expect_load_error(make_folder("no-merges", "merges.txt"), CDF_ERR_IO, "no-merges/merges.txt", "cannot open");
 
-    const char *dir = make_folder("bad-vocab", "vocab.json");
-    snprintf(path, sizeof path, "%s/vocab.json", dir);
-    write_file(path, "{\n  \"a\": 0,\n  \"b\": 1,,\n  \"c\": 2\n}\n");
-    expect_load_error(dir, CDF_ERR_FORMAT, "bad-vocab/vocab.json:3:", "malformed JSON");
-    write_file(path, "{\"a\": 0}\n}\n");
-    expect_load_error(dir, CDF_ERR_FORMAT, "bad-vocab/vocab.json:2:1", "malformed JSON");
-
-    dir = make_folder("bad-vocab-id", "vocab.json");
-    snprintf(path, sizeof path, "%s/vocab.json", dir);
-    write_file(path, "{\"a\": 0, \"b\": \"one\"}");
-    expect_load_error(dir, CDF_ERR_FORMAT, "bad-vocab-id/vocab.json", "\"b\" is not a token id");
-
-    dir = make_folder("bad-vocab-utf8", "vocab.json");
-    snprintf(path, sizeof path, "%s/vocab.json", dir);
-    write_file(path, "{\n\"a\": 0,\n\"\xC3\x28\": 1}");
-    expect_load_error(dir, CDF_ERR_FORMAT, "bad-vocab-utf8/vocab.json:3:2", "invalid UTF-8");
-
-    dir = make_folder("bad-merges", "merges.txt");
-    snprintf(path, sizeof path, "%s/merges.txt", dir);
-    write_file(path, "#version: 0.2\ni n\nt h\na n d e\nr e\n");
-    expect_load_error(dir, CDF_ERR_FORMAT, "bad-merges/merges.txt:4:", "found 4 fields");
-
-    dir = make_folder("bad-config", "special_tokens_map.json");
-    snprintf(path, sizeof path, "%s/special_tokens_map.json", dir);
-    write_file(path, "{\"pad_token\": 5}");
-    expect_load_error(dir, CDF_ERR_FORMAT, "bad-config/special_tokens_map.json", "'pad_token'");
+    expect_load_error(folder_with("bad-vocab", "vocab.json", "{\n  \"a\": 0,\n  \"b\": 1,,\n  \"c\": 2\n}\n"),
+                      CDF_ERR_FORMAT, "bad-vocab/vocab.json:3:", "malformed JSON");
+    expect_load_error(folder_with("bad-vocab", "vocab.json", "{\"a\": 0}\n}\n"), CDF_ERR_FORMAT,
+                      "bad-vocab/vocab.json:2:1", "malformed JSON");
+    expect_load_error(folder_with("bad-vocab-id", "vocab.json", "{\"a\": 0, \"b\": \"one\"}"), CDF_ERR_FORMAT,
+                      "bad-vocab-id/vocab.json", "\"b\" is not a token id");
+    expect_load_error(folder_with("bad-vocab-utf8", "vocab.json", "{\n\"a\": 0,\n\"\xC3\x28\": 1}"), CDF_ERR_FORMAT,
+                      "bad-vocab-utf8/vocab.json:3:2", "invalid UTF-8");
+    expect_load_error(folder_with("bad-merges", "merges.txt", "#version: 0.2\ni n\nt h\na n d e\nr e\n"),
+                      CDF_ERR_FORMAT, "bad-merges/merges.txt:4:", "found 4 fields");
+    expect_load_error(folder_with("bad-config", "special_tokens_map.json", "{\"pad_token\": 5}"), CDF_ERR_FORMAT,
+                      "bad-config/special_tokens_map.json", "'pad_token'");
 
     /* Optional files: without the two configs CLIPTokenizer's defaults apply. */
-    dir = make_folder("vocab-and-merges", "tokenizer_config.json");
+    const char *dir = make_folder("vocab-and-merges", "tokenizer_config.json");
     snprintf(path, sizeof path, "%s/special_tokens_map.json", dir);
     remove(path);
     cdf_tokenizer *t = NULL;
@@ -453,10 +448,9 @@ static void test_bad_files(void **state) {
     cdf_tokenizer_free(t);
 
     /* Tokens as plain strings and as {"content": ...} objects, with flags. */
-    dir = make_folder("token-forms", "special_tokens_map.json");
-    snprintf(path, sizeof path, "%s/special_tokens_map.json", dir);
-    write_file(path, "{\"bos_token\": \"<|startoftext|>\", \"pad_token\": {\"content\": \"cat\", \"lstrip\": true,"
-                     " \"rstrip\": true}}");
+    dir = folder_with("token-forms", "special_tokens_map.json",
+                      "{\"bos_token\": \"<|startoftext|>\", \"pad_token\": {\"content\": \"cat\", \"lstrip\": true,"
+                      " \"rstrip\": true}}");
     assert_int_equal(cdf_tokenizer_load(&t, dir, &err), CDF_OK);
     assert_int_equal(cdf_tokenizer_bos_id(t), 49406);
     assert_int_equal(cdf_tokenizer_pad_id(t), 1481); /* vocab.json's "cat" (not "cat</w>") */

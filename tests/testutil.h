@@ -35,6 +35,10 @@ tu_cmp tu_compare(const float *got, const float *ref, size_t n);
 int tu_close(const char *what, const float *got, const float *ref, size_t n, double rel_tol, double nmse_tol);
 #define TU_ASSERT_CLOSE(what, got, ref, n, rel, nmse) assert_true(tu_close(what, got, ref, n, rel, nmse))
 
+/* Reads a whole file into a new NUL-terminated buffer (caller frees; *len,
+ * when len is not NULL, gets its size). Fails the test if it cannot. */
+char *tu_read_file(const char *path, size_t *len);
+
 /* Runs a shell command and returns its exit status (or -1). */
 int tu_run(const char *cmd);
 /* Makes a fresh temporary directory for this test (removed by the OS/tmp). */

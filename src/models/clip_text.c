@@ -63,13 +63,11 @@ cdf_status cdf_clip_text_load(cdf_clip_text **out, const cdf_backend *be, const 
                               const cdf_weight_opts *o, cdf_err *err) {
     *out = NULL;
     cdf_json j;
-    cdf_st_file *f = NULL;
-    cdf_status st = cdf_component_config(&j, dir, err);
+    cdf_st_file *f;
+    cdf_status st = cdf_component_open(&j, &f, dir, "model", variant, err);
     if (st) return st;
-    if (!(st = cdf_component_open_weights(&f, dir, "model", variant, err))) st = cdf_clip_text_create(out, be, &j, f, o, err);
-    if (!st && o->stream) (*out)->stream_src = f;
-    else cdf_st_close(f);
-    cdf_json_free(&j);
+    st = cdf_clip_text_create(out, be, &j, f, o, err);
+    cdf_component_close(&j, f, !st && o->stream ? &(*out)->stream_src : NULL);
     return st;
 }
 

@@ -54,3 +54,18 @@ cdf_status cdf_component_config(cdf_json *j, const char *dir, cdf_err *err) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     return cdf_json_load(j, path, err);
 }
+
+cdf_status cdf_component_open(cdf_json *j, cdf_st_file **f, const char *dir, const char *base, const char *variant,
+                              cdf_err *err) {
+    *f = NULL;
+    cdf_status st = cdf_component_config(j, dir, err);
+    if (st) return st;
+    if ((st = cdf_component_open_weights(f, dir, base, variant, err))) cdf_json_free(j);
+    return st;
+}
+
+void cdf_component_close(cdf_json *j, cdf_st_file *f, cdf_st_file **keep) {
+    if (keep) *keep = f;
+    else cdf_st_close(f);
+    cdf_json_free(j);
+}

@@ -71,41 +71,53 @@ cdf_status cdf_sched_ddim_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
     return CDF_OK;
 }
 
-static cdf_status ddim_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
-    return cdf_sched_ddim_timesteps(s, n, err);
+cdf_status cdf_sched_ddim_alphas(const cdf_scheduler *s, double t, float final, float *at, float *ap, cdf_err *err) {
+    int64_t ti64 = (int64_t)t;
+    size_t ti, pi;
+    if ((double)ti64 != t || sched_pyindex(ti64, s->n_train, &ti))
+        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %g is not a training timestep", s->cls->name, t);
+    int64_t prev_t = ti64 - s->cfg.num_train_timesteps / s->num_inference_steps;
+    if (prev_t >= 0 && sched_pyindex(prev_t, s->n_train, &pi))
+        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %g out of range", s->cls->name, t);
+    *at = s->alphas_cumprod[ti];
+    *ap = prev_t >= 0 ? s->alphas_cumprod[pi] : final;
+    return CDF_OK;
+}
+
+void cdf_sched_ddim_pred_x0(const char *pred, float *x0, const float *x, const float *mo, float sqa, float sqb,
+                            size_t n) {
+    if (sched_streq(pred, "epsilon")) {
+        for (size_t i = 0; i < n; i++) x0[i] = (x[i] - sqb * mo[i]) / sqa;
+    } else if (sched_streq(pred, "sample")) {
+        for (size_t i = 0; i < n; i++) x0[i] = mo[i];
+    } else {
+        for (size_t i = 0; i < n; i++) x0[i] = sqa * x[i] - sqb * mo[i];
+    }
+}
+
+cdf_status cdf_sched_ddim_clip(const cdf_scheduler *s, float *x0, size_t n, const int64_t shape[4], cdf_err *err) {
+    if (s->cfg.thresholding) return sched_threshold(s, x0, n, shape, err);
+    if (s->cfg.clip_sample) sched_clip(x0, n, s->cfg.clip_sample_range);
+    return CDF_OK;
 }
 
 static cdf_status ddim_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *err) {
     ddim_state *d = s->fam;
     const sched_cfg *c = &s->cfg;
-    int64_t t = (int64_t)a->t;
-    size_t ti, pi;
-    if ((double)t != a->t || sched_pyindex(t, s->n_train, &ti))
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %g is not a training timestep", s->cls->name,
-                        a->t);
-    /* alphas_cumprod[t] with Python indexing: trailing spacing can end on t = -1 */
-    int64_t prev_t = t - c->num_train_timesteps / s->num_inference_steps;
-    if (prev_t >= 0 && sched_pyindex(prev_t, s->n_train, &pi))
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %g out of range", s->cls->name, a->t);
-    float at = s->alphas_cumprod[ti], ap = prev_t >= 0 ? s->alphas_cumprod[pi] : d->final_alpha_cumprod;
+    float at, ap;
+    cdf_status st = cdf_sched_ddim_alphas(s, a->t, d->final_alpha_cumprod, &at, &ap, err);
+    if (st) return st;
     float bt = 1.0f - at;
     float sqa = sqrtf(at), sqb = sqrtf(bt);
     size_t n = a->n;
-    cdf_status st = sched_buf(&d->pred, &d->cap_pred, n, err);
+    st = sched_buf(&d->pred, &d->cap_pred, n, err);
     if (st) return st;
     float *x0 = d->pred;
     const float *mo = a->model_output;
     float *x = a->sample;
-    int eps_mode = 0; /* pred_epsilon: 0 = model output, 1 = from x0 (sample), 2 = v formula */
-    if (sched_streq(c->prediction_type, "epsilon")) {
-        for (size_t i = 0; i < n; i++) x0[i] = (x[i] - sqb * mo[i]) / sqa;
-    } else if (sched_streq(c->prediction_type, "sample")) {
-        for (size_t i = 0; i < n; i++) x0[i] = mo[i];
-        eps_mode = 1;
-    } else {
-        for (size_t i = 0; i < n; i++) x0[i] = sqa * x[i] - sqb * mo[i];
-        eps_mode = 2;
-    }
+    cdf_sched_ddim_pred_x0(c->prediction_type, x0, x, mo, sqa, sqb, n);
+    /* pred_epsilon: 0 = model output, 1 = from x0 (sample), 2 = v formula */
+    int eps_mode = sched_streq(c->prediction_type, "epsilon") ? 0 : sched_streq(c->prediction_type, "sample") ? 1 : 2;
     /* pred_epsilon is computed before thresholding/clipping changes x0 */
     float variance = ((1.0f - ap) / bt) * (1.0f - at / ap);
     float std_dev = (float)s->eta * sqrtf(variance);
@@ -119,13 +131,7 @@ static cdf_status ddim_step(cdf_scheduler *s, const sched_step_args *a, cdf_err 
         for (size_t i = 0; i < n; i++)
             eps_buf[i] = eps_mode == 1 ? (x[i] - sqa * x0[i]) / sqb : sqa * mo[i] + sqb * x[i];
     }
-    if (c->thresholding) {
-        st = sched_threshold(s, x0, n, a->shape, err);
-        if (st) return st;
-    } else if (c->clip_sample) {
-        float r = (float)c->clip_sample_range;
-        for (size_t i = 0; i < n; i++) x0[i] = x0[i] < -r ? -r : (x0[i] > r ? r : x0[i]);
-    }
+    if ((st = cdf_sched_ddim_clip(s, x0, n, a->shape, err))) return st;
     for (size_t i = 0; i < n; i++) {
         float pe = eps_buf ? eps_buf[i] : mo[i];
         x[i] = sqap * x0[i] + dir_coef * pe;
@@ -151,5 +157,5 @@ static void ddim_destroy(cdf_scheduler *s) {
 }
 
 const sched_class cdf_sched_ddim = {
-    "DDIMScheduler", ddim_params, 1, NK_ALPHAS, ddim_init, ddim_set_timesteps, NULL, ddim_step, ddim_destroy,
+    "DDIMScheduler", ddim_params, 1, NK_ALPHAS, ddim_init, cdf_sched_ddim_timesteps, NULL, ddim_step, ddim_destroy,
 };

@@ -48,44 +48,23 @@ static cdf_status ddpm_init(cdf_scheduler *s, cdf_err *err) {
     return CDF_OK;
 }
 
-static cdf_status ddpm_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
-    return cdf_sched_ddim_timesteps(s, n, err);
-}
-
 static cdf_status ddpm_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *err) {
     ddpm_state *d = s->fam;
     const sched_cfg *c = &s->cfg;
-    int64_t t = (int64_t)a->t;
-    size_t ti, pi;
-    if ((double)t != a->t || sched_pyindex(t, s->n_train, &ti))
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %g is not a training timestep", s->cls->name,
-                        a->t);
-    int64_t prev_t = t - c->num_train_timesteps / s->num_inference_steps;
-    if (prev_t >= 0 && sched_pyindex(prev_t, s->n_train, &pi))
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: timestep %g out of range", s->cls->name, a->t);
-    float at = s->alphas_cumprod[ti], ap = prev_t >= 0 ? s->alphas_cumprod[pi] : 1.0f;
+    float at, ap;
+    cdf_status st = cdf_sched_ddim_alphas(s, a->t, 1.0f, &at, &ap, err);
+    if (st) return st;
+    int64_t t = (int64_t)a->t; /* an integer: checked above */
     float bt = 1.0f - at, bp = 1.0f - ap;
     float cur_alpha = at / ap, cur_beta = 1.0f - cur_alpha;
     size_t n = a->n;
-    cdf_status st = sched_buf(&d->pred, &d->cap_pred, n, err);
+    st = sched_buf(&d->pred, &d->cap_pred, n, err);
     if (st) return st;
     float *x0 = d->pred, *x = a->sample;
     const float *mo = a->model_output;
     float sqa = sqrtf(at), sqb = sqrtf(bt);
-    if (sched_streq(c->prediction_type, "epsilon")) {
-        for (size_t i = 0; i < n; i++) x0[i] = (x[i] - sqb * mo[i]) / sqa;
-    } else if (sched_streq(c->prediction_type, "sample")) {
-        for (size_t i = 0; i < n; i++) x0[i] = mo[i];
-    } else {
-        for (size_t i = 0; i < n; i++) x0[i] = sqa * x[i] - sqb * mo[i];
-    }
-    if (c->thresholding) {
-        st = sched_threshold(s, x0, n, a->shape, err);
-        if (st) return st;
-    } else if (c->clip_sample) {
-        float r = (float)c->clip_sample_range;
-        for (size_t i = 0; i < n; i++) x0[i] = x0[i] < -r ? -r : (x0[i] > r ? r : x0[i]);
-    }
+    cdf_sched_ddim_pred_x0(c->prediction_type, x0, x, mo, sqa, sqb, n);
+    if ((st = cdf_sched_ddim_clip(s, x0, n, a->shape, err))) return st;
     float c0 = (sqrtf(ap) * cur_beta) / bt;
     float c1 = sqrtf(cur_alpha) * bp / bt;
     for (size_t i = 0; i < n; i++) x[i] = c0 * x0[i] + c1 * x[i];
@@ -122,5 +101,5 @@ static void ddpm_destroy(cdf_scheduler *s) {
 }
 
 const sched_class cdf_sched_ddpm = {
-    "DDPMScheduler", ddpm_params, 1, NK_ALPHAS, ddpm_init, ddpm_set_timesteps, NULL, ddpm_step, ddpm_destroy,
+    "DDPMScheduler", ddpm_params, 1, NK_ALPHAS, ddpm_init, cdf_sched_ddim_timesteps, NULL, ddpm_step, ddpm_destroy,
 };

@@ -5,7 +5,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/error.h"
 
@@ -75,38 +74,22 @@ static cdf_status deis_step(cdf_scheduler *s, const sched_step_args *a, cdf_err 
     const sched_cfg *c = &s->cfg;
     size_t n = a->n;
     int order = (int)c->solver_order;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 1, err);
-        if (st) return st;
-    }
-    if ((size_t)s->step_index >= s->n_ts)
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
+    cdf_status st = dpm_step_begin(s, a->t, err);
+    if (st) return st;
     if (d->cap != n) {
-        for (int i = 0; i < 3; i++) { free(d->outs[i]); d->outs[i] = NULL; }
         d->cap = 0;
-        for (int i = 0; i < order; i++)
-            if (!(d->outs[i] = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
+        if ((st = dpm_alloc_outs(d->outs, order, n, err))) return st;
         d->cap = n;
     }
     long si = s->step_index, len = (long)s->n_ts;
     int low_final = si == len - 1 && c->lower_order_final && len < 15;
     int low_second = si == len - 2 && c->lower_order_final && len < 15;
-    float *cur = d->outs[0];
-    for (int i = 0; i < order - 1; i++) d->outs[i] = d->outs[i + 1];
-    d->outs[order - 1] = cur;
+    float *cur = dpm_push_output(d->outs, order);
     /* convert_model_output: x0, then epsilon = (sample - alpha_t * x0) / sigma_t */
-    float at0, st0;
-    dpm_alpha_sigma(s->sigmas[si], &at0, &st0);
-    const float *mo = a->model_output;
     float *x = a->sample;
-    if (sched_streq(c->prediction_type, "epsilon")) for (size_t i = 0; i < n; i++) cur[i] = (x[i] - st0 * mo[i]) / at0;
-    else if (sched_streq(c->prediction_type, "v_prediction")) for (size_t i = 0; i < n; i++) cur[i] = at0 * x[i] - st0 * mo[i];
-    else memcpy(cur, mo, n * sizeof(float));
-    if (c->thresholding) {
-        cdf_status st = sched_threshold(s, cur, n, a->shape, err);
-        if (st) return st;
-    }
-    for (size_t i = 0; i < n; i++) cur[i] = (x[i] - at0 * cur[i]) / st0;
+    st = dpm_convert(s, 1, cur, a->model_output, x, n, a->shape, err);
+    if (st) return st;
+    dpm_x0_to_eps(s, cur, x, n);
 
     float at, sgt, a0, s0;
     dpm_alpha_sigma(s->sigmas[si + 1], &at, &sgt);

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/error.h"
 
@@ -94,4 +95,44 @@ done:
     free(train);
     free(logs);
     return st;
+}
+
+cdf_status dpm_step_begin(cdf_scheduler *s, double t, cdf_err *err) {
+    cdf_status st = sched_ensure_step_index(s, t, 1, err);
+    if (st) return st;
+    if ((size_t)s->step_index >= s->n_ts)
+        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
+    return CDF_OK;
+}
+
+cdf_status dpm_alloc_outs(float *outs[3], int count, size_t n, cdf_err *err) {
+    for (int i = 0; i < 3; i++) { free(outs[i]); outs[i] = NULL; }
+    for (int i = 0; i < count; i++)
+        if (!(outs[i] = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
+    return CDF_OK;
+}
+
+cdf_status dpm_convert(const cdf_scheduler *s, int x0_pred, float *out, const float *mo, const float *x, size_t n,
+                       const int64_t *shape, cdf_err *err) {
+    const sched_cfg *c = &s->cfg;
+    float at, st_;
+    dpm_alpha_sigma(s->sigmas[s->step_index], &at, &st_);
+    int eps = sched_streq(c->prediction_type, "epsilon"), vp = sched_streq(c->prediction_type, "v_prediction");
+    if (x0_pred) {
+        if (eps) for (size_t i = 0; i < n; i++) out[i] = (x[i] - st_ * mo[i]) / at;
+        else if (vp) for (size_t i = 0; i < n; i++) out[i] = at * x[i] - st_ * mo[i];
+        else memcpy(out, mo, n * sizeof(float));
+        if (c->thresholding) return sched_threshold(s, out, n, shape, err);
+        return CDF_OK;
+    }
+    if (eps) memcpy(out, mo, n * sizeof(float));
+    else if (vp) for (size_t i = 0; i < n; i++) out[i] = at * mo[i] + st_ * x[i];
+    else for (size_t i = 0; i < n; i++) out[i] = (x[i] - at * mo[i]) / st_;
+    return CDF_OK;
+}
+
+void dpm_x0_to_eps(const cdf_scheduler *s, float *x0, const float *x, size_t n) {
+    float at, st_;
+    dpm_alpha_sigma(s->sigmas[s->step_index], &at, &st_);
+    for (size_t i = 0; i < n; i++) x0[i] = (x[i] - at * x0[i]) / st_;
 }

@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/error.h"
 
@@ -101,26 +100,14 @@ static cdf_status multi_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
 /* convert_model_output into out (x0 for ++, epsilon otherwise). */
 static cdf_status convert(cdf_scheduler *s, const multi_state *m, float *out, const float *mo, const float *x,
                           size_t n, const int64_t *shape, cdf_err *err) {
-    const sched_cfg *c = &s->cfg;
+    cdf_status r = dpm_convert(s, m->plus, out, mo, x, n, shape, err);
+    if (r || m->plus || !s->cfg.thresholding) return r;
+    /* "dpmsolver" thresholds the x0 of its epsilon, then converts back */
     float at, st_;
     dpm_alpha_sigma(s->sigmas[s->step_index], &at, &st_);
-    int eps = sched_streq(c->prediction_type, "epsilon"), vp = sched_streq(c->prediction_type, "v_prediction");
-    if (m->plus) {
-        if (eps) for (size_t i = 0; i < n; i++) out[i] = (x[i] - st_ * mo[i]) / at;
-        else if (vp) for (size_t i = 0; i < n; i++) out[i] = at * x[i] - st_ * mo[i];
-        else memcpy(out, mo, n * sizeof(float));
-        if (c->thresholding) return sched_threshold(s, out, n, shape, err);
-        return CDF_OK;
-    }
-    if (eps) memcpy(out, mo, n * sizeof(float));
-    else if (vp) for (size_t i = 0; i < n; i++) out[i] = at * mo[i] + st_ * x[i];
-    else for (size_t i = 0; i < n; i++) out[i] = (x[i] - at * mo[i]) / st_;
-    if (c->thresholding) {
-        for (size_t i = 0; i < n; i++) out[i] = (x[i] - st_ * out[i]) / at; /* x0 from epsilon */
-        cdf_status r = sched_threshold(s, out, n, shape, err);
-        if (r) return r;
-        for (size_t i = 0; i < n; i++) out[i] = (x[i] - at * out[i]) / st_;
-    }
+    for (size_t i = 0; i < n; i++) out[i] = (x[i] - st_ * out[i]) / at;
+    if ((r = sched_threshold(s, out, n, shape, err))) return r;
+    dpm_x0_to_eps(s, out, x, n);
     return CDF_OK;
 }
 
@@ -241,19 +228,13 @@ static cdf_status multi_step(cdf_scheduler *s, const sched_step_args *a, cdf_err
     const sched_cfg *c = &s->cfg;
     size_t n = a->n;
     int order = (int)c->solver_order;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 1, err);
-        if (st) return st;
-    }
-    if ((size_t)s->step_index >= s->n_ts)
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
+    cdf_status st = dpm_step_begin(s, a->t, err);
+    if (st) return st;
     if (m->cap != n) {
-        for (int i = 0; i < 3; i++) { free(m->outs[i]); m->outs[i] = NULL; }
         free(m->noise);
         m->noise = NULL;
         m->cap = 0;
-        for (int i = 0; i < order; i++)
-            if (!(m->outs[i] = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
+        if ((st = dpm_alloc_outs(m->outs, order, n, err))) return st;
         if (!(m->noise = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
         m->cap = n;
     }
@@ -261,11 +242,8 @@ static cdf_status multi_step(cdf_scheduler *s, const sched_step_args *a, cdf_err
     int low_final = si == len - 1 && (c->euler_at_final || (c->lower_order_final && len < 15) ||
                                       sched_streq(c->final_sigmas_type, "zero"));
     int low_second = si == len - 2 && c->lower_order_final && len < 15;
-    /* model_outputs shift: the oldest buffer is reused for the newest */
-    float *oldest = m->outs[0];
-    for (int i = 0; i < order - 1; i++) m->outs[i] = m->outs[i + 1];
-    m->outs[order - 1] = oldest;
-    cdf_status st = convert(s, m, oldest, a->model_output, a->sample, n, a->shape, err);
+    float *oldest = dpm_push_output(m->outs, order);
+    st = convert(s, m, oldest, a->model_output, a->sample, n, a->shape, err);
     if (st) return st;
     if (m->sde && (st = sched_noise(a->noise, m->noise, a->shape, s->cls->name, err))) return st;
     if (order == 1 || m->lower_order_nums < 1 || low_final) first_order(s, m, a->sample, oldest, m->noise, n);

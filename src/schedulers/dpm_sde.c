@@ -70,10 +70,7 @@ static cdf_status sde_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
     }
     st = sched_alloc_timesteps(s, 2 * m - 1, 2 * m, err);
     if (!st) {
-        float *sg = s->sigmas;
-        sg[0] = (float)k.sig[0];
-        for (size_t i = 1; i < m; i++) sg[2 * i - 1] = sg[2 * i] = (float)k.sig[i];
-        sg[2 * m - 1] = 0.0f;
+        sched_ksched_sigmas_2stage(s->sigmas, &k);
         double *ts = s->timesteps;
         ts[0] = k.ts[0];
         for (size_t i = 1; i < m; i++) {
@@ -82,9 +79,7 @@ static cdf_status sde_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
         }
         s->ts_dtype = CDF_DTYPE_F64;
         s->num_inference_steps = n;
-        float mx = 0;
-        for (size_t i = 0; i < s->n_sigmas; i++) mx = sg[i] > mx ? sg[i] : mx;
-        s->init_noise_sigma = sched_streq(s->cfg.timestep_spacing, "leading") ? sqrtf(mx * mx + 1.0f) : mx;
+        sched_k_init_noise_sigma(s);
         d->first_order = 1;
         cdf_brownian_tree_free(d->tree);
         d->tree = NULL;
@@ -96,13 +91,9 @@ static cdf_status sde_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
 
 static cdf_status sde_scale(cdf_scheduler *s, float *out, const float *in, size_t n, double t, cdf_err *err) {
     sde_state *d = s->fam;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, t, 0, err);
-        if (st) return st;
-    }
-    float sigma = d->first_order ? s->sigmas[s->step_index] : d->mid_point_sigma;
-    float den = sqrtf(sigma * sigma + 1.0f);
-    for (size_t i = 0; i < n; i++) out[i] = in[i] / den;
+    cdf_status st = sched_ensure_step_index(s, t, 0, err);
+    if (st) return st;
+    sched_k_scale_by(out, in, n, d->first_order ? s->sigmas[s->step_index] : d->mid_point_sigma);
     return CDF_OK;
 }
 
@@ -146,13 +137,9 @@ static cdf_status brownian_noise(cdf_scheduler *s, sde_state *d, float sigma, fl
 static cdf_status sde_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *err) {
     sde_state *d = s->fam;
     size_t n = a->n;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 0, err);
-        if (st) return st;
-    }
+    cdf_status st = sched_k_step_begin(s, a->t, !d->first_order, err);
+    if (st) return st;
     long si = s->step_index;
-    if ((size_t)si + 1 >= s->n_sigmas || (!d->first_order && si < 1))
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
     if (d->cap != n) {
         free(d->saved);
         free(d->pred);
@@ -172,13 +159,7 @@ static cdf_status sde_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *
     float sigma_input = first ? sigma : sigma_fn(t_proposed);
     const float *mo = a->model_output;
     float *x = a->sample, *x0 = d->pred;
-    if (sched_streq(s->cfg.prediction_type, "epsilon")) {
-        for (size_t i = 0; i < n; i++) x0[i] = x[i] - sigma_input * mo[i];
-    } else {
-        float s2 = sigma_input * sigma_input + 1.0f;
-        float k = -sigma_input / sqrtf(s2);
-        for (size_t i = 0; i < n; i++) x0[i] = mo[i] * k + x[i] / s2;
-    }
+    sched_k_pred_x0(s->cfg.prediction_type, x0, x, mo, sigma_input, sigma_input, n);
     if (sigma_next == 0.0f) {
         float dt = sigma_next - sigma;
         for (size_t i = 0; i < n; i++) {
@@ -195,7 +176,7 @@ static cdf_status sde_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *
         float sigma_down = sqrtf(sigma_to * sigma_to - sigma_up * sigma_up);
         float ancestral_t = t_fn(sigma_down);
         float c0 = sigma_fn(ancestral_t) / sigma_fn(t), c1 = cdf_torch_expm1f(t - ancestral_t);
-        cdf_status st = brownian_noise(s, d, sigma_fn(t), sigma_fn(t_next), a->shape, n, err);
+        st = brownian_noise(s, d, sigma_fn(t), sigma_fn(t_next), a->shape, n, err);
         if (st) return st;
         if (first) memcpy(d->saved, x, n * sizeof(float));
         for (size_t i = 0; i < n; i++) {

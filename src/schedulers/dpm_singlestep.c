@@ -123,25 +123,6 @@ static cdf_status single_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
     return CDF_OK;
 }
 
-static cdf_status convert(cdf_scheduler *s, const single_state *m, float *out, const float *mo, const float *x,
-                          size_t n, const int64_t *shape, cdf_err *err) {
-    const sched_cfg *c = &s->cfg;
-    float at, st_;
-    dpm_alpha_sigma(s->sigmas[s->step_index], &at, &st_);
-    int eps = sched_streq(c->prediction_type, "epsilon"), vp = sched_streq(c->prediction_type, "v_prediction");
-    if (m->plus) {
-        if (eps) for (size_t i = 0; i < n; i++) out[i] = (x[i] - st_ * mo[i]) / at;
-        else if (vp) for (size_t i = 0; i < n; i++) out[i] = at * x[i] - st_ * mo[i];
-        else memcpy(out, mo, n * sizeof(float));
-        if (c->thresholding) return sched_threshold(s, out, n, shape, err);
-        return CDF_OK;
-    }
-    if (eps) memcpy(out, mo, n * sizeof(float));
-    else if (vp) for (size_t i = 0; i < n; i++) out[i] = at * mo[i] + st_ * x[i];
-    else for (size_t i = 0; i < n; i++) out[i] = (x[i] - at * mo[i]) / st_;
-    return CDF_OK;
-}
-
 /* The update from sample x0s (saved at the start of the group) into out. */
 static void update(const cdf_scheduler *s, const single_state *m, float *out, const float *x, size_t n, int order) {
     const int so = (int)s->cfg.solver_order;
@@ -228,31 +209,24 @@ static cdf_status single_step(cdf_scheduler *s, const sched_step_args *a, cdf_er
     single_state *m = s->fam;
     size_t n = a->n;
     int so = (int)s->cfg.solver_order;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 1, err);
-        if (st) return st;
-    }
-    if ((size_t)s->step_index >= s->n_ts || (size_t)s->step_index >= m->n_orders)
+    cdf_status st = dpm_step_begin(s, a->t, err);
+    if (st) return st;
+    if ((size_t)s->step_index >= m->n_orders)
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
     if (m->cap != n) {
-        for (int i = 0; i < 3; i++) { free(m->outs[i]); m->outs[i] = NULL; m->valid[i] = 0; }
+        for (int i = 0; i < 3; i++) m->valid[i] = 0;
         free(m->saved);
         m->saved = NULL;
         m->cap = 0;
-        for (int i = 0; i < so; i++)
-            if (!(m->outs[i] = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
+        if ((st = dpm_alloc_outs(m->outs, so, n, err))) return st;
         if (!(m->saved = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
         m->cap = n;
         m->has_saved = 0;
     }
-    float *oldest = m->outs[0];
-    for (int i = 0; i < so - 1; i++) {
-        m->outs[i] = m->outs[i + 1];
-        m->valid[i] = m->valid[i + 1];
-    }
-    m->outs[so - 1] = oldest;
+    float *oldest = dpm_push_output(m->outs, so);
+    for (int i = 0; i < so - 1; i++) m->valid[i] = m->valid[i + 1];
     m->valid[so - 1] = 1;
-    cdf_status st = convert(s, m, oldest, a->model_output, a->sample, n, a->shape, err);
+    st = dpm_convert(s, m->plus, oldest, a->model_output, a->sample, n, a->shape, err);
     if (st) return st;
     int order = m->order_list[s->step_index];
     while (order > 1 && !m->valid[so - order]) order--;

@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/error.h"
 
@@ -57,12 +56,6 @@ static cdf_status euler_init(cdf_scheduler *s, cdf_err *err) {
     return s->fam ? CDF_OK : CDF_ERR_OUT_OF_MEMORY;
 }
 
-static void set_init_noise_sigma(cdf_scheduler *s) {
-    float mx = 0;
-    for (size_t i = 0; i < s->n_sigmas; i++) mx = s->sigmas[i] > mx ? s->sigmas[i] : mx;
-    s->init_noise_sigma = sched_streq(s->cfg.timestep_spacing, "leading") ? sqrtf(mx * mx + 1.0f) : mx;
-}
-
 static cdf_status euler_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
     const sched_cfg *c = &s->cfg;
     sched_ksched k;
@@ -93,7 +86,7 @@ static cdf_status euler_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
             s->timesteps[i] = continuous ? (double)(0.25f * cdf_torch_logf(s->sigmas[i])) : (double)(float)k.ts[i];
         s->ts_dtype = CDF_DTYPE_F32;
         s->num_inference_steps = n;
-        set_init_noise_sigma(s);
+        sched_k_init_noise_sigma(s);
     }
     sched_ksched_free(&k);
     return st;
@@ -103,55 +96,15 @@ static cdf_status euler_a_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
     sched_ksched k;
     cdf_status st = sched_ksched_make(s, n, 0, &k, err);
     if (st) return st;
-    st = sched_alloc_timesteps(s, k.len, k.len + 1, err);
-    if (!st) {
-        for (size_t i = 0; i < k.len; i++) {
-            s->timesteps[i] = k.ts[i];
-            s->sigmas[i] = (float)k.sig[i];
-        }
-        s->sigmas[k.len] = 0.0f;
-        s->ts_dtype = CDF_DTYPE_F32;
-        s->num_inference_steps = n;
-        set_init_noise_sigma(s);
-    }
+    st = sched_ksched_store(s, &k, n, err);
     sched_ksched_free(&k);
     return st;
 }
 
-static cdf_status euler_scale(cdf_scheduler *s, float *out, const float *in, size_t n, double t, cdf_err *err) {
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, t, 0, err);
-        if (st) return st;
-    }
-    float sigma = s->sigmas[s->step_index];
-    float d = sqrtf(sigma * sigma + 1.0f);
-    for (size_t i = 0; i < n; i++) out[i] = in[i] / d;
-    return CDF_OK;
-}
-
-/* pred_original_sample for sigma (sigma_hat for epsilon). */
-static void predict_x0(const char *pred, float *x0, const float *x, const float *mo, float sigma, float sigma_hat,
-                       size_t n) {
-    if (sched_streq(pred, "epsilon")) {
-        for (size_t i = 0; i < n; i++) x0[i] = x[i] - sigma_hat * mo[i];
-    } else if (sched_streq(pred, "v_prediction")) {
-        float s2 = sigma * sigma + 1.0f;
-        float k = -sigma / sqrtf(s2);
-        for (size_t i = 0; i < n; i++) x0[i] = mo[i] * k + x[i] / s2;
-    } else {
-        memcpy(x0, mo, n * sizeof(float));
-    }
-}
-
 static cdf_status prepare(cdf_scheduler *s, const sched_step_args *a, cdf_err *err) {
     euler_state *e = s->fam;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 0, err);
-        if (st) return st;
-    }
-    if ((size_t)s->step_index + 1 >= s->n_sigmas)
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
-    cdf_status st = sched_buf(&e->pred, &e->cap_pred, a->n, err);
+    cdf_status st = sched_k_step_begin(s, a->t, 0, err);
+    if (!st) st = sched_buf(&e->pred, &e->cap_pred, a->n, err);
     if (!st) st = sched_buf(&e->noise, &e->cap_noise, a->n, err);
     return st;
 }
@@ -167,7 +120,7 @@ static cdf_status euler_step(cdf_scheduler *s, const sched_step_args *a, cdf_err
     if (st) return st;
     float sigma_hat = sigma * (0.0f + 1.0f);
     float *x = a->sample, *x0 = e->pred;
-    predict_x0(s->cfg.prediction_type, x0, x, a->model_output, sigma, sigma_hat, n);
+    sched_k_pred_x0(s->cfg.prediction_type, x0, x, a->model_output, sigma, sigma_hat, n);
     float dt = s->sigmas[s->step_index + 1] - sigma_hat;
     for (size_t i = 0; i < n; i++) {
         float d = (x[i] - x0[i]) / sigma_hat;
@@ -185,7 +138,7 @@ static cdf_status euler_a_step(cdf_scheduler *s, const sched_step_args *a, cdf_e
     size_t n = a->n;
     float sigma = s->sigmas[s->step_index];
     float *x = a->sample, *x0 = e->pred;
-    predict_x0(s->cfg.prediction_type, x0, x, a->model_output, sigma, sigma, n);
+    sched_k_pred_x0(s->cfg.prediction_type, x0, x, a->model_output, sigma, sigma, n);
     float from = s->sigmas[s->step_index], to = s->sigmas[s->step_index + 1];
     float up = sqrtf(to * to * (from * from - to * to) / (from * from));
     float down = sqrtf(to * to - up * up);
@@ -211,11 +164,11 @@ static void euler_destroy(cdf_scheduler *s) {
 }
 
 const sched_class cdf_sched_euler = {
-    "EulerDiscreteScheduler", euler_params, 1, NK_SIGMA, euler_init, euler_set_timesteps, euler_scale, euler_step,
+    "EulerDiscreteScheduler", euler_params, 1, NK_SIGMA, euler_init, euler_set_timesteps, sched_k_scale, euler_step,
     euler_destroy,
 };
 
 const sched_class cdf_sched_euler_a = {
-    "EulerAncestralDiscreteScheduler", euler_a_params, 1, NK_SIGMA, euler_init, euler_a_set_timesteps, euler_scale,
+    "EulerAncestralDiscreteScheduler", euler_a_params, 1, NK_SIGMA, euler_init, euler_a_set_timesteps, sched_k_scale,
     euler_a_step, euler_destroy,
 };

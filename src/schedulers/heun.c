@@ -2,9 +2,7 @@
  * model evaluations per step, timesteps/sigmas interleaved. */
 #include "schedulers/sched_internal.h"
 
-#include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/error.h"
 
@@ -51,44 +49,24 @@ static cdf_status heun_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
     size_t m = k.len; /* timesteps; sigmas = m + 1 with the final 0 */
     st = sched_alloc_timesteps(s, 2 * m - 1, 2 * m, err);
     if (!st) {
-        float *sg = s->sigmas;
-        sg[0] = (float)k.sig[0];
-        for (size_t i = 1; i < m; i++) sg[2 * i - 1] = sg[2 * i] = (float)k.sig[i];
-        sg[2 * m - 1] = 0.0f;
+        sched_ksched_sigmas_2stage(s->sigmas, &k);
         s->timesteps[0] = k.ts[0];
         for (size_t i = 1; i < m; i++) s->timesteps[2 * i - 1] = s->timesteps[2 * i] = k.ts[i];
         s->ts_dtype = k.karras ? CDF_DTYPE_F64 : CDF_DTYPE_F32;
         s->num_inference_steps = n;
-        float mx = 0;
-        for (size_t i = 0; i < s->n_sigmas; i++) mx = sg[i] > mx ? sg[i] : mx;
-        s->init_noise_sigma = sched_streq(s->cfg.timestep_spacing, "leading") ? sqrtf(mx * mx + 1.0f) : mx;
+        sched_k_init_noise_sigma(s);
         h->first_order = 1;
     }
     sched_ksched_free(&k);
     return st;
 }
 
-static cdf_status heun_scale(cdf_scheduler *s, float *out, const float *in, size_t n, double t, cdf_err *err) {
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, t, 0, err);
-        if (st) return st;
-    }
-    float sigma = s->sigmas[s->step_index];
-    float d = sqrtf(sigma * sigma + 1.0f);
-    for (size_t i = 0; i < n; i++) out[i] = in[i] / d;
-    return CDF_OK;
-}
-
 static cdf_status heun_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *err) {
     heun_state *h = s->fam;
     const sched_cfg *c = &s->cfg;
     size_t n = a->n;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 0, err);
-        if (st) return st;
-    }
-    if ((size_t)s->step_index + 1 >= s->n_sigmas || (!h->first_order && s->step_index < 1))
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
+    cdf_status st = sched_k_step_begin(s, a->t, !h->first_order, err);
+    if (st) return st;
     if (h->cap != n) {
         free(h->prev_deriv);
         free(h->saved);
@@ -106,19 +84,8 @@ static cdf_status heun_step(cdf_scheduler *s, const sched_step_args *a, cdf_err 
     float sigma_input = first ? sigma_hat : sigma_next;
     const float *mo = a->model_output;
     float *x = a->sample, *x0 = h->pred;
-    if (sched_streq(c->prediction_type, "epsilon")) {
-        for (size_t i = 0; i < n; i++) x0[i] = x[i] - sigma_input * mo[i];
-    } else if (sched_streq(c->prediction_type, "v_prediction")) {
-        float s2 = sigma_input * sigma_input + 1.0f;
-        float k = -sigma_input / sqrtf(s2);
-        for (size_t i = 0; i < n; i++) x0[i] = mo[i] * k + x[i] / s2;
-    } else {
-        memcpy(x0, mo, n * sizeof(float));
-    }
-    if (c->clip_sample) {
-        float r = (float)c->clip_sample_range;
-        for (size_t i = 0; i < n; i++) x0[i] = x0[i] < -r ? -r : (x0[i] > r ? r : x0[i]);
-    }
+    sched_k_pred_x0(c->prediction_type, x0, x, mo, sigma_input, sigma_input, n);
+    if (c->clip_sample) sched_clip(x0, n, c->clip_sample_range);
     if (first) {
         float dt = sigma_next - sigma_hat;
         for (size_t i = 0; i < n; i++) {
@@ -152,6 +119,6 @@ static void heun_destroy(cdf_scheduler *s) {
 }
 
 const sched_class cdf_sched_heun = {
-    "HeunDiscreteScheduler", heun_params, 2, NK_SIGMA, heun_init, heun_set_timesteps, heun_scale, heun_step,
+    "HeunDiscreteScheduler", heun_params, 2, NK_SIGMA, heun_init, heun_set_timesteps, sched_k_scale, heun_step,
     heun_destroy,
 };

@@ -6,7 +6,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/error.h"
 
@@ -114,9 +113,7 @@ static cdf_status kdpm2_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
         }
         s->ts_dtype = f64 ? CDF_DTYPE_F64 : CDF_DTYPE_F32;
         s->num_inference_steps = n;
-        float mx = 0;
-        for (size_t i = 0; i < s->n_sigmas; i++) mx = s->sigmas[i] > mx ? s->sigmas[i] : mx;
-        s->init_noise_sigma = sched_streq(s->cfg.timestep_spacing, "leading") ? sqrtf(mx * mx + 1.0f) : mx;
+        sched_k_init_noise_sigma(s);
         k->first_order = 1;
     }
     free(buf);
@@ -127,28 +124,21 @@ static cdf_status kdpm2_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
 
 static cdf_status kdpm2_scale(cdf_scheduler *s, float *out, const float *in, size_t n, double t, cdf_err *err) {
     kdpm2_state *k = s->fam;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, t, 0, err);
-        if (st) return st;
-    }
+    cdf_status st = sched_ensure_step_index(s, t, 0, err);
+    if (st) return st;
     float sigma;
     if (k->first_order) sigma = s->sigmas[s->step_index];
     else sigma = k->ancestral ? k->interp[s->step_index - 1] : k->interp[s->step_index];
-    float d = sqrtf(sigma * sigma + 1.0f);
-    for (size_t i = 0; i < n; i++) out[i] = in[i] / d;
+    sched_k_scale_by(out, in, n, sigma);
     return CDF_OK;
 }
 
 static cdf_status kdpm2_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *err) {
     kdpm2_state *k = s->fam;
     size_t n = a->n;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 0, err);
-        if (st) return st;
-    }
+    cdf_status st = sched_k_step_begin(s, a->t, !k->first_order, err);
+    if (st) return st;
     long si = s->step_index;
-    if ((size_t)si + 1 >= s->n_sigmas || (!k->first_order && si < 1))
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
     if (k->cap != n) {
         free(k->saved);
         free(k->pred);
@@ -171,20 +161,14 @@ static cdf_status kdpm2_step(cdf_scheduler *s, const sched_step_args *a, cdf_err
         sigma_interpol = k->interp[j];
         sigma_up = k->up[j];
         sigma_down = k->down[si >= 1 ? si - 1 : (long)s->n_sigmas - 1];
-        cdf_status st = sched_noise(a->noise, k->noise, a->shape, s->cls->name, err);
+        st = sched_noise(a->noise, k->noise, a->shape, s->cls->name, err);
         if (st) return st;
     }
     float sigma_hat = sigma * 1.0f;
     float sigma_input = first ? sigma_hat : sigma_interpol;
     const float *mo = a->model_output;
     float *x = a->sample, *x0 = k->pred;
-    if (sched_streq(s->cfg.prediction_type, "epsilon")) {
-        for (size_t i = 0; i < n; i++) x0[i] = x[i] - sigma_input * mo[i];
-    } else {
-        float s2 = sigma_input * sigma_input + 1.0f;
-        float c = -sigma_input / sqrtf(s2);
-        for (size_t i = 0; i < n; i++) x0[i] = mo[i] * c + x[i] / s2;
-    }
+    sched_k_pred_x0(s->cfg.prediction_type, x0, x, mo, sigma_input, sigma_input, n);
     if (first) {
         float dt = sigma_interpol - sigma_hat;
         for (size_t i = 0; i < n; i++) {

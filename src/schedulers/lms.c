@@ -143,44 +143,17 @@ static cdf_status lms_set_timesteps(cdf_scheduler *s, int n, cdf_err *err) {
     cdf_status st = sched_ksched_make(s, n, 0, &k, err);
     if (st) return st;
     if (s->cfg.use_karras_sigmas) sched_ksched_karras(s, &k, n, 0);
-    st = sched_alloc_timesteps(s, k.len, k.len + 1, err);
-    if (!st) {
-        for (size_t i = 0; i < k.len; i++) {
-            s->timesteps[i] = k.ts[i];
-            s->sigmas[i] = (float)k.sig[i];
-        }
-        s->sigmas[k.len] = 0.0f;
-        s->ts_dtype = k.karras ? CDF_DTYPE_F64 : CDF_DTYPE_F32;
-        s->num_inference_steps = n;
-        float mx = 0;
-        for (size_t i = 0; i <= k.len; i++) mx = s->sigmas[i] > mx ? s->sigmas[i] : mx;
-        s->init_noise_sigma = sched_streq(s->cfg.timestep_spacing, "leading") ? sqrtf(mx * mx + 1.0f) : mx;
-        l->n_deriv = 0;
-    }
+    st = sched_ksched_store(s, &k, n, err);
+    if (!st) l->n_deriv = 0;
     sched_ksched_free(&k);
     return st;
-}
-
-static cdf_status lms_scale(cdf_scheduler *s, float *out, const float *in, size_t n, double t, cdf_err *err) {
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, t, 0, err);
-        if (st) return st;
-    }
-    float sigma = s->sigmas[s->step_index];
-    float d = sqrtf(sigma * sigma + 1.0f);
-    for (size_t i = 0; i < n; i++) out[i] = in[i] / d;
-    return CDF_OK;
 }
 
 static cdf_status lms_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *err) {
     lms_state *l = s->fam;
     size_t n = a->n;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 0, err);
-        if (st) return st;
-    }
-    if ((size_t)s->step_index + 1 >= s->n_sigmas)
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
+    cdf_status st = sched_k_step_begin(s, a->t, 0, err);
+    if (st) return st;
     if (l->cap != n) {
         for (int i = 0; i < LMS_MAX_ORDER; i++) {
             free(l->deriv[i]);
@@ -198,15 +171,7 @@ static cdf_status lms_step(cdf_scheduler *s, const sched_step_args *a, cdf_err *
     float sigma = s->sigmas[s->step_index];
     const float *mo = a->model_output;
     float *x = a->sample, *x0 = l->pred;
-    if (sched_streq(c->prediction_type, "epsilon")) {
-        for (size_t i = 0; i < n; i++) x0[i] = x[i] - sigma * mo[i];
-    } else if (sched_streq(c->prediction_type, "v_prediction")) {
-        float s2 = sigma * sigma + 1.0f;
-        float k = -sigma / sqrtf(s2);
-        for (size_t i = 0; i < n; i++) x0[i] = mo[i] * k + x[i] / s2;
-    } else {
-        memcpy(x0, mo, n * sizeof(float));
-    }
+    sched_k_pred_x0(c->prediction_type, x0, x, mo, sigma, sigma, n);
     /* derivatives.append(...); keep the last `order` (4) */
     if (l->n_deriv == LMS_MAX_ORDER) {
         float *old = l->deriv[0];
@@ -242,5 +207,5 @@ static void lms_destroy(cdf_scheduler *s) {
 }
 
 const sched_class cdf_sched_lms = {
-    "LMSDiscreteScheduler", lms_params, 1, NK_SIGMA, lms_init, lms_set_timesteps, lms_scale, lms_step, lms_destroy,
+    "LMSDiscreteScheduler", lms_params, 1, NK_SIGMA, lms_init, lms_set_timesteps, sched_k_scale, lms_step, lms_destroy,
 };

@@ -281,6 +281,51 @@ cdf_status sched_init_step_index(cdf_scheduler *s, double t, int missing_last, c
     return CDF_OK;
 }
 
+cdf_status sched_ensure_step_index(cdf_scheduler *s, double t, int missing_last, cdf_err *err) {
+    return s->step_index < 0 ? sched_init_step_index(s, t, missing_last, err) : CDF_OK;
+}
+
+/* ---- the k-diffusion classes ---- */
+
+void sched_k_scale_by(float *out, const float *in, size_t n, float sigma) {
+    float d = sqrtf(sigma * sigma + 1.0f);
+    for (size_t i = 0; i < n; i++) out[i] = in[i] / d;
+}
+
+cdf_status sched_k_scale(cdf_scheduler *s, float *out, const float *in, size_t n, double t, cdf_err *err) {
+    cdf_status st = sched_ensure_step_index(s, t, 0, err);
+    if (st) return st;
+    sched_k_scale_by(out, in, n, s->sigmas[s->step_index]);
+    return CDF_OK;
+}
+
+cdf_status sched_k_step_begin(cdf_scheduler *s, double t, int second_stage, cdf_err *err) {
+    cdf_status st = sched_ensure_step_index(s, t, 0, err);
+    if (st) return st;
+    if ((size_t)s->step_index + 1 >= s->n_sigmas || (second_stage && s->step_index < 1))
+        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
+    return CDF_OK;
+}
+
+void sched_k_pred_x0(const char *pred, float *x0, const float *x, const float *mo, float sigma, float sigma_eps,
+                     size_t n) {
+    if (sched_streq(pred, "epsilon")) {
+        for (size_t i = 0; i < n; i++) x0[i] = x[i] - sigma_eps * mo[i];
+    } else if (sched_streq(pred, "v_prediction")) {
+        float s2 = sigma * sigma + 1.0f;
+        float k = -sigma / sqrtf(s2);
+        for (size_t i = 0; i < n; i++) x0[i] = mo[i] * k + x[i] / s2;
+    } else {
+        memcpy(x0, mo, n * sizeof(float));
+    }
+}
+
+void sched_k_init_noise_sigma(cdf_scheduler *s) {
+    float mx = 0;
+    for (size_t i = 0; i < s->n_sigmas; i++) mx = s->sigmas[i] > mx ? s->sigmas[i] : mx;
+    s->init_noise_sigma = sched_streq(s->cfg.timestep_spacing, "leading") ? sqrtf(mx * mx + 1.0f) : mx;
+}
+
 /* ---- buffers, noise, predictions ---- */
 
 cdf_status sched_buf(float **buf, size_t *cap, size_t n, cdf_err *err) {
@@ -392,4 +437,25 @@ void sched_ksched_karras(const cdf_scheduler *s, sched_ksched *k, int n, int rou
         k->ts[i] = round_ts ? rint(t) : t;
     }
     k->karras = 1;
+}
+
+cdf_status sched_ksched_store(cdf_scheduler *s, const sched_ksched *k, int n, cdf_err *err) {
+    cdf_status st = sched_alloc_timesteps(s, k->len, k->len + 1, err);
+    if (st) return st;
+    for (size_t i = 0; i < k->len; i++) {
+        s->timesteps[i] = k->ts[i];
+        s->sigmas[i] = (float)k->sig[i];
+    }
+    s->sigmas[k->len] = 0.0f;
+    s->ts_dtype = k->karras ? CDF_DTYPE_F64 : CDF_DTYPE_F32;
+    s->num_inference_steps = n;
+    sched_k_init_noise_sigma(s);
+    return CDF_OK;
+}
+
+void sched_ksched_sigmas_2stage(float *dst, const sched_ksched *k) {
+    size_t m = k->len;
+    dst[0] = (float)k->sig[0];
+    for (size_t i = 1; i < m; i++) dst[2 * i - 1] = dst[2 * i] = (float)k->sig[i];
+    dst[2 * m - 1] = 0.0f;
 }

@@ -142,8 +142,18 @@ extern const sched_class cdf_sched_ddim, cdf_sched_ddpm, cdf_sched_pndm, cdf_sch
 /* registry.c: the class named `name` (exact diffusers class name), or NULL. */
 const sched_class *cdf_sched_find_class(const char *name);
 
-/* ddim.c: the int64 timesteps DDIM and DDPM share (linspace/leading/trailing). */
+/* ddim.c: what DDIM and DDPM share. The int64 timesteps (linspace/leading/trailing). */
 cdf_status cdf_sched_ddim_timesteps(cdf_scheduler *s, int n, cdf_err *err);
+/* step(): alphas_cumprod at the training timestep t (an integer; Python
+ * indexing, trailing spacing reaches t = -1) into *at, and at
+ * prev_t = t - T // num_inference_steps into *ap (`final` where prev_t < 0). */
+cdf_status cdf_sched_ddim_alphas(const cdf_scheduler *s, double t, float final, float *at, float *ap, cdf_err *err);
+/* pred_original_sample from sqa = alpha_prod_t ** 0.5, sqb = beta_prod_t ** 0.5:
+ * "epsilon", "sample", else "v_prediction". */
+void cdf_sched_ddim_pred_x0(const char *pred, float *x0, const float *x, const float *mo, float sqa, float sqb,
+                            size_t n);
+/* Then _threshold_sample when thresholding, else the clip_sample clamp. */
+cdf_status cdf_sched_ddim_clip(const cdf_scheduler *s, float *x0, size_t n, const int64_t shape[4], cdf_err *err);
 
 /* Shared value lists. */
 extern const char *const sched_spacings[];      /* linspace, leading, trailing */
@@ -202,11 +212,37 @@ typedef struct sched_ksched {
 cdf_status sched_ksched_make(const cdf_scheduler *s, int n, int f64, sched_ksched *k, cdf_err *err);
 void sched_ksched_karras(const cdf_scheduler *s, sched_ksched *k, int n, int round_ts);
 void sched_ksched_free(sched_ksched *k);
+/* Stores the schedule in s as Euler Ancestral and LMS keep it: the timesteps
+ * (float64 after Karras), the sigmas and a final 0, init_noise_sigma. */
+cdf_status sched_ksched_store(cdf_scheduler *s, const sched_ksched *k, int n, cdf_err *err);
+/* The sigmas of the two-stage classes (Heun, DPMSolverSDE) into dst[2 * len]:
+ * cat([sigmas[:1], sigmas[1:].repeat_interleave(2), [0]]). */
+void sched_ksched_sigmas_2stage(float *dst, const sched_ksched *k);
 
 /* _init_step_index: index of t in timesteps, the second one if t occurs
  * more than once; `missing_last`: not found -> last index (DPM-like
  * classes), else an error. */
 cdf_status sched_init_step_index(cdf_scheduler *s, double t, int missing_last, cdf_err *err);
+/* The same on a run's first call only (step_index still None). */
+cdf_status sched_ensure_step_index(cdf_scheduler *s, double t, int missing_last, cdf_err *err);
+
+/* ---- the k-diffusion classes (Euler, Heun, KDPM2, LMS, DPMSolverSDE) ---- */
+
+/* scale_model_input by `sigma`: sample / (sigma**2 + 1) ** 0.5. */
+void sched_k_scale_by(float *out, const float *in, size_t n, float sigma);
+/* scale_model_input by sigmas[step_index] (Euler, Heun, LMS): a class's `scale`. */
+cdf_status sched_k_scale(cdf_scheduler *s, float *out, const float *in, size_t n, double t, cdf_err *err);
+/* The start of a step: the step index on the first call, then a check that a
+ * next sigma exists and, in the second stage of a two-stage class
+ * (`second_stage`), a previous one. */
+cdf_status sched_k_step_begin(cdf_scheduler *s, double t, int second_stage, cdf_err *err);
+/* pred_original_sample: "epsilon" x - sigma_eps * out; "v_prediction"
+ * out * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1); otherwise the
+ * output itself. sigma_eps is sigma but for Euler's sigma_hat. */
+void sched_k_pred_x0(const char *pred, float *x0, const float *x, const float *mo, float sigma, float sigma_eps,
+                     size_t n);
+/* init_noise_sigma: the largest sigma, or (max**2 + 1) ** 0.5 for "leading" spacing. */
+void sched_k_init_noise_sigma(cdf_scheduler *s);
 
 /* Allocation helpers: a float buffer of n (replaced if the size changes). */
 cdf_status sched_buf(float **buf, size_t *cap, size_t n, cdf_err *err);
@@ -225,6 +261,11 @@ static inline int sched_pyindex(int64_t i, size_t n, size_t *out) {
     if (i < 0 || i >= (int64_t)n) return -1;
     *out = (size_t)i;
     return 0;
+}
+/* clip_sample: x.clamp(-range, range) in float32, in place. */
+static inline void sched_clip(float *x, size_t n, double range) {
+    float r = (float)range;
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < -r ? -r : (x[i] > r ? r : x[i]);
 }
 /* Sets pred_original / has_pred_original of a step. */
 void sched_report_pred(const sched_step_args *a, const float *pred);

@@ -233,20 +233,14 @@ static cdf_status unipc_step(cdf_scheduler *s, const sched_step_args *a, cdf_err
     const sched_cfg *c = &s->cfg;
     size_t n = a->n;
     int order = (int)c->solver_order;
-    if (s->step_index < 0) {
-        cdf_status st = sched_init_step_index(s, a->t, 1, err);
-        if (st) return st;
-    }
-    if ((size_t)s->step_index >= s->n_ts)
-        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "%s: step called after the last timestep", s->cls->name);
+    cdf_status st = dpm_step_begin(s, a->t, err);
+    if (st) return st;
     if (u->cap != n) {
-        for (int i = 0; i < 3; i++) { free(u->outs[i]); u->outs[i] = NULL; }
         free(u->conv);
         free(u->last);
         u->conv = u->last = NULL;
         u->cap = 0;
-        for (int i = 0; i < 3; i++)
-            if (!(u->outs[i] = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
+        if ((st = dpm_alloc_outs(u->outs, 3, n, err))) return st;
         if (!(u->conv = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
         if (!(u->last = cdf_malloc(n, sizeof(float), err))) return CDF_ERR_OUT_OF_MEMORY;
         u->cap = n;
@@ -254,25 +248,9 @@ static cdf_status unipc_step(cdf_scheduler *s, const sched_step_args *a, cdf_err
     }
     long si = s->step_index;
     /* convert_model_output */
-    float *cur = u->conv;
-    float at, st_;
-    dpm_alpha_sigma(s->sigmas[si], &at, &st_);
-    const float *mo = a->model_output;
-    float *x = a->sample;
-    int eps = sched_streq(c->prediction_type, "epsilon"), vp = sched_streq(c->prediction_type, "v_prediction");
-    if (c->predict_x0) {
-        if (eps) for (size_t i = 0; i < n; i++) cur[i] = (x[i] - st_ * mo[i]) / at;
-        else if (vp) for (size_t i = 0; i < n; i++) cur[i] = at * x[i] - st_ * mo[i];
-        else memcpy(cur, mo, n * sizeof(float));
-        if (c->thresholding) {
-            cdf_status st = sched_threshold(s, cur, n, a->shape, err);
-            if (st) return st;
-        }
-    } else {
-        if (eps) memcpy(cur, mo, n * sizeof(float));
-        else if (vp) for (size_t i = 0; i < n; i++) cur[i] = at * mo[i] + st_ * x[i];
-        else for (size_t i = 0; i < n; i++) cur[i] = (x[i] - at * mo[i]) / st_;
-    }
+    float *cur = u->conv, *x = a->sample;
+    st = dpm_convert(s, c->predict_x0, cur, a->model_output, x, n, a->shape, err);
+    if (st) return st;
     if (si > 0 && !corrector_disabled(s, si - 1) && u->has_last) uni_c(s, u, x, cur, n, u->this_order);
     /* shift: the oldest buffer becomes the next scratch */
     u->conv = u->outs[0];
