@@ -211,7 +211,7 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, void *out, const
     const size_t per = QTr * D * pl.esz + QTr * KT * 4 + QTr * KT * 2 + QTr * D * 8 + QTr * 8 + scratch + 8 * 64;
     unsigned char *ws = cdf_arena_alloc(ar, per * (size_t)nt, err);
     if (!pl.kp || !pl.vp || !ws) { cdf_arena_reset(ar, mark); return CDF_ERR_OUT_OF_MEMORY; }
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if((size_t)(BH * a->Nk * D) >= CDF_PAR_MIN)
     for (int64_t bh = 0; bh < BH; bh++)
         for (int64_t j = 0; j < a->Nk; j += 64) {
             const int64_t b = bh / a->heads, h = bh % a->heads, rows = j + 64 <= a->Nk ? 64 : a->Nk - j;
@@ -224,7 +224,8 @@ cdf_status cdf_attention(cdf_exec *ex, const cdf_attn_shape *a, void *out, const
     const int64_t ntiles = (a->Nq + pl.qfull - 1) / pl.qfull;
     cdf_status tst[256] = {0};
     cdf_err terr;
-#pragma omp parallel num_threads(nt)
+    const int par = (size_t)(BH * a->Nq * a->Nk * D) >= 64 * CDF_PAR_MIN;
+#pragma omp parallel num_threads(nt) if(par)
     {
         const int t = omp_get_thread_num();
         unsigned char *p = ws + per * (size_t)t;

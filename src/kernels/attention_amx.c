@@ -263,13 +263,14 @@ cdf_status cdf_attention_amx(cdf_exec *ex, const cdf_attn_shape *a, void *out, c
         cdf_arena_reset(ar, mark);
         return CDF_ERR_OUT_OF_MEMORY;
     }
-#pragma omp parallel for schedule(static) num_threads(nt)
+    const int par = (size_t)(BH * a->Nq * a->Nk * a->D) >= 64 * CDF_PAR_MIN;
+#pragma omp parallel for schedule(static) num_threads(nt) if(par)
     for (int64_t bh = 0; bh < BH; bh++) {
         pack_k(&p, p.kp + (size_t)bh * (size_t)(p.Nkp * p.Dq), k, bh / a->heads, bh % a->heads);
         pack_v(&p, p.vp + (size_t)bh * (size_t)(p.Nkp * p.Dv), v, bh / a->heads, bh % a->heads);
     }
     const int64_t ntiles = (a->Nq + 15) / 16;
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if(par)
     {
         unsigned char *base = wsb + per * (size_t)omp_get_thread_num();
         amx_ws w;

@@ -54,6 +54,7 @@ cdf_status cdf_exec_create(cdf_exec **out, cdf_backend *be, int threads, cdf_err
     ex->be = be;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     ex->threads = threads > 0 ? threads : (int)(ncpu > 0 ? ncpu : 1);
+    ex->cur_threads = ex->threads;
     cdf_arena_init(&ex->arena, 0);
     ex->amx = cdf_amx_ok();
     if (dnnl_stream_create(&ex->stream, be->engine, dnnl_stream_default_flags) != dnnl_success) {
@@ -87,7 +88,7 @@ void cdf_exec_free(cdf_exec *ex) {
     free(ex);
 }
 
-int cdf_exec_threads(const cdf_exec *ex) { return ex->threads; }
+int cdf_exec_threads(const cdf_exec *ex) { return ex->cur_threads; }
 void cdf_exec_set_attention_slice(cdf_exec *ex, int64_t rows) { ex->attn_rows = rows > 0 ? rows : 0; }
 int cdf_exec_use_amx(cdf_exec *ex, int enable) {
     ex->amx = enable && cdf_amx_ok();
@@ -113,7 +114,14 @@ const char *cdf_prof_name(cdf_prof_kind k) {
 }
 void cdf_exec_reset_flops(cdf_exec *ex) { ex->flops = 0; }
 cdf_arena *cdf_exec_arena(cdf_exec *ex) { return &ex->arena; }
-void cdf_exec_begin(cdf_exec *ex) { omp_set_num_threads(ex->threads); }
+void cdf_exec_begin(cdf_exec *ex) {
+    ex->cur_threads = ex->threads;
+    omp_set_num_threads(ex->threads);
+}
+void cdf_exec_begin_sized(cdf_exec *ex, size_t elements) {
+    ex->cur_threads = elements < ((size_t)1 << 18) ? 1 : ex->threads;
+    omp_set_num_threads(ex->cur_threads);
+}
 
 int cdf_pd_is_ref(const_dnnl_primitive_desc_t pd) {
     const char *impl = NULL;
@@ -164,7 +172,7 @@ cdf_status cdf_exec_run(cdf_exec *ex, dnnl_primitive_t p, const cdf_bind *b, int
 
 cdf_status cdf_exec_thread_streams(cdf_exec *ex, cdf_err *err) {
     if (ex->tstreams) return CDF_OK;
-    ex->tstreams = cdf_calloc((size_t)ex->threads, sizeof *ex->tstreams, err);
+    ex->tstreams = cdf_calloc((size_t)ex->threads, sizeof *ex->tstreams, err); /* for the largest count */
     if (!ex->tstreams) return CDF_ERR_OUT_OF_MEMORY;
     for (int i = 0; i < ex->threads; i++)
         if (dnnl_stream_create(&ex->tstreams[i], ex->be->engine, dnnl_stream_default_flags) != dnnl_success)
@@ -354,7 +362,7 @@ uint16_t *cdf_to_bf16_scratch(cdf_exec *ex, const float *x, int64_t M, int64_t K
     uint16_t *y = cdf_arena_alloc(&ex->arena, (size_t)M * (size_t)K * 2, err);
     if (!y) return NULL;
     PROF_BEGIN(ex);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)(M * K) >= CDF_PAR_MIN)
     for (int64_t i = 0; i < M; i++) cdf_row_to_bf16(y + i * K, x + (size_t)i * ld, (size_t)K);
     PROF_END(ex, CDF_PROF_CONVERT);
     return y;

@@ -47,7 +47,8 @@ struct cdf_exec {
     cdf_backend *be;
     dnnl_stream_t stream;
     dnnl_stream_t *tstreams;   /* one per worker thread, for primitives run inside parallel loops */
-    int threads;
+    int threads;               /* the configured thread count */
+    int cur_threads;           /* the current pass's (cdf_exec_begin_sized), <= threads */
     cdf_arena arena;
     cdf_prim *cache;
     size_t cache_cap, cache_count;
@@ -58,6 +59,11 @@ struct cdf_exec {
     double prof[CDF_PROF_COUNT];
     uint64_t prof_flops[CDF_PROF_COUNT];
 };
+
+/* Below this many elements an element-wise loop runs on the calling thread:
+ * waking the OpenMP team costs more than the work (and under CPU contention
+ * its spin-waiting costs far more). */
+#define CDF_PAR_MIN ((size_t)1 << 15)
 
 /* Profiling: PROF_BEGIN(ex) ... PROF_END(ex, kind) around a kernel body. */
 double cdf_prof_now(void);

@@ -8,28 +8,28 @@
 void cdf_silu(cdf_exec *ex, float *y, const float *x, size_t n) {
     PROF_BEGIN(ex);
     const size_t chunk = 4096;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= CDF_PAR_MIN)
     for (size_t i = 0; i < n; i += chunk) cdf_row_silu(y + i, x + i, n - i < chunk ? n - i : chunk);
     PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_gelu_erf(cdf_exec *ex, float *y, const float *x, size_t n) {
     PROF_BEGIN(ex);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= CDF_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + cdf_erff(x[i] * 0.70710678118654752f));
     PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_quick_gelu(cdf_exec *ex, float *y, const float *x, size_t n) {
     PROF_BEGIN(ex);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= CDF_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = x[i] * cdf_sigmoidf(1.702f * x[i]);
     PROF_END(ex, CDF_PROF_ELEMENTWISE);
 }
 
 void cdf_geglu(cdf_exec *ex, float *y, size_t ldy, const float *h, int64_t M, int64_t F) {
     PROF_BEGIN(ex);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)(M * F) >= CDF_PAR_MIN)
     for (int64_t i = 0; i < M; i++) {
         const float *a = h + i * 2 * F;
         cdf_row_geglu(y + (size_t)i * ldy, a, a + F, (size_t)F);
@@ -39,7 +39,7 @@ void cdf_geglu(cdf_exec *ex, float *y, size_t ldy, const float *h, int64_t M, in
 
 void cdf_geglu_bf16(cdf_exec *ex, uint16_t *y, size_t ldy, const float *h, int64_t M, int64_t F) {
     PROF_BEGIN(ex);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)(M * F) >= CDF_PAR_MIN)
     for (int64_t i = 0; i < M; i++) {
         const float *a = h + i * 2 * F;
         uint16_t *o = y + (size_t)i * ldy;
@@ -57,10 +57,10 @@ void cdf_geglu_bf16(cdf_exec *ex, uint16_t *y, size_t ldy, const float *h, int64
 void cdf_add_scaled(cdf_exec *ex, float *y, const float *a, const float *b, size_t n, float scale) {
     PROF_BEGIN(ex);
     if (scale == 1.0f) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= CDF_PAR_MIN)
         for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
     } else {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= CDF_PAR_MIN)
         for (size_t i = 0; i < n; i++) y[i] = (a[i] + b[i]) / scale;
     }
     PROF_END(ex, CDF_PROF_ELEMENTWISE);
@@ -68,7 +68,7 @@ void cdf_add_scaled(cdf_exec *ex, float *y, const float *a, const float *b, size
 
 void cdf_add_channel_bias(cdf_exec *ex, float *y, const float *v, int64_t B, int64_t HW, int64_t C) {
     PROF_BEGIN(ex);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if((size_t)(B * HW * C) >= CDF_PAR_MIN)
     for (int64_t b = 0; b < B; b++)
         for (int64_t r = 0; r < HW; r++) {
             float *yr = y + (b * HW + r) * C;
@@ -84,7 +84,7 @@ void cdf_upsample_nearest(cdf_exec *ex, float *y, const float *x, int64_t B, int
     /* PyTorch (upsample_nearest2d, no scale given): scale = in / out as
      * float, src = min((int)(dst * scale), in - 1). */
     const float sh = (float)H / (float)Ho, sw = (float)W / (float)Wo;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if((size_t)(B * Ho * Wo * C) >= CDF_PAR_MIN)
     for (int64_t b = 0; b < B; b++)
         for (int64_t oy = 0; oy < Ho; oy++) {
             int64_t iy = (int64_t)((float)oy * sh);
@@ -101,7 +101,7 @@ void cdf_upsample_nearest(cdf_exec *ex, float *y, const float *x, int64_t B, int
 void cdf_concat_channels(cdf_exec *ex, float *y, const float *a, int64_t Ca, const float *b, int64_t Cb,
                          int64_t rows) {
     PROF_BEGIN(ex);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)(rows * (Ca + Cb)) >= CDF_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         memcpy(y + r * (Ca + Cb), a + r * Ca, (size_t)Ca * sizeof(float));
         memcpy(y + r * (Ca + Cb) + Ca, b + r * Cb, (size_t)Cb * sizeof(float));

@@ -42,6 +42,11 @@ int cdf_exec_threads(const cdf_exec *ex);
 cdf_arena *cdf_exec_arena(cdf_exec *ex);
 /* Makes the calling thread use ex's thread count (call before a forward). */
 void cdf_exec_begin(cdf_exec *ex);
+/* The same for a forward pass whose largest activation has `elements`
+ * values: tiny passes (below 2^18) run on one thread, where waking a thread
+ * team for every layer costs more than the layers (and, on a loaded
+ * machine, far more). Results do not depend on the thread count. */
+void cdf_exec_begin_sized(cdf_exec *ex, size_t elements);
 /* Attention slicing: query rows per tile (0: the default, 128). Smaller
  * slices need less scratch (rows x 1024 scores per thread), at some speed. */
 void cdf_exec_set_attention_slice(cdf_exec *ex, int64_t rows);

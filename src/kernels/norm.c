@@ -68,7 +68,7 @@ cdf_status cdf_group_norm_x(cdf_exec *ex, const cdf_norm *n, void *y, int y_bf16
     const double cnt = (double)(HW * cg);
     const int nt = cdf_exec_threads(ex); /* acc has one row per thread */
     for (int pass = 0; pass < 2; pass++) {
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if((size_t)(B * HW * C) >= CDF_PAR_MIN)
         for (int64_t b = 0; b < B; b++)
             for (int64_t k = 0; k < nchunks; k++) {
                 float *a = acc + (int64_t)omp_get_thread_num() * C;
@@ -106,7 +106,7 @@ cdf_status cdf_group_norm_x(cdf_exec *ex, const cdf_norm *n, void *y, int y_bf16
                 }
             }
     }
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if((size_t)(B * HW * C) >= CDF_PAR_MIN)
     for (int64_t b = 0; b < B; b++)
         for (int64_t r = 0; r < HW; r++) {
             const size_t o = (size_t)((b * HW + r) * C);
@@ -130,7 +130,7 @@ void cdf_layer_norm(cdf_exec *ex, const cdf_norm *n, float *y, const float *x, i
 void cdf_layer_norm_x(cdf_exec *ex, const cdf_norm *n, void *y, int y_bf16, const float *x, int64_t M) {
     PROF_BEGIN(ex);
     const int64_t C = n->c;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)(M * C) >= CDF_PAR_MIN)
     for (int64_t i = 0; i < M; i++) {
         float tmp[4096];
         const float *xr = x + i * C;

@@ -179,7 +179,7 @@ cdf_status cdf_clip_text_forward(cdf_exec *ex, const cdf_clip_text *m, const int
         if (ids[i] < 0 || ids[i] >= c->vocab)
             return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "text encoder: token id %lld at [%lld, %lld] is outside 0..%lld",
                             (long long)ids[i], (long long)(i / L), (long long)(i % L), (long long)c->vocab - 1);
-    cdf_exec_begin(ex);
+    cdf_exec_begin_sized(ex, (size_t)(B * L * c->intermediate));
     cdf_arena *ar = cdf_exec_arena(ex);
     cdf_arena_mark mark = cdf_arena_save(ar);
     float *h = cdf_arena_f32(ar, (size_t)(B * L * D), err);

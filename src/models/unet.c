@@ -201,7 +201,7 @@ cdf_status cdf_unet_forward(cdf_exec *ex, const cdf_unet *u, float *out, const f
     if (B < 1 || h < 1 || w < 1 || L < 1 || (nt != 1 && nt != B))
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "unet: bad input shape (B %lld, %lldx%lld, %lld timesteps)",
                         (long long)B, (long long)h, (long long)w, (long long)nt);
-    cdf_exec_begin(ex);
+    cdf_exec_begin_sized(ex, (size_t)(B * h * w * c->block_out[0]));
     cdf_arena *ar = cdf_exec_arena(ex);
     cdf_arena_mark mark = cdf_arena_save(ar);
     cdf_status st = CDF_ERR_OUT_OF_MEMORY;

@@ -265,7 +265,7 @@ cdf_status cdf_vae_decode(cdf_exec *ex, const cdf_vae *v, float *image, const fl
     if (B < 1 || h < 1 || w < 1)
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "vae: bad latent shape [%lld, %lld, %lld, %lld]", (long long)B,
                         (long long)L, (long long)h, (long long)w);
-    cdf_exec_begin(ex);
+    cdf_exec_begin_sized(ex, (size_t)(B * h * w * c->block_out[0]) << (2 * (c->nblocks - 1)));
     cdf_arena *ar = cdf_exec_arena(ex);
     cdf_arena_mark mark = cdf_arena_save(ar);
     cdf_status st = CDF_ERR_OUT_OF_MEMORY;
@@ -350,7 +350,7 @@ cdf_status cdf_vae_encode_moments(cdf_exec *ex, const cdf_vae *v, float *moments
     if (B < 1 || H < 1 || W < 1 || H % f || W % f)
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "vae: image size %lldx%lld must be a positive multiple of %lld",
                         (long long)H, (long long)W, (long long)f);
-    cdf_exec_begin(ex);
+    cdf_exec_begin_sized(ex, (size_t)(B * H * W * c->block_out[0]));
     cdf_arena *ar = cdf_exec_arena(ex);
     cdf_arena_mark mark = cdf_arena_save(ar);
     cdf_status st = CDF_ERR_OUT_OF_MEMORY;
