@@ -19,9 +19,12 @@ b="$repo/build/bench"
     echo "## $(date -u +%Y-%m-%dT%H:%MZ) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
     "$b/bench_models" --dtype fp32 --repeat 2
     "$b/bench_models" --dtype bf16 --repeat 2
-    "$b/bench_models" --dtype bf16 --repeat 1 --only unet64 --threads 1
+    "$b/bench_models" --dtype bf16 --repeat 1 --only gemm,unet64 --threads 1
+    "$b/bench_models" --dtype fp32 --repeat 1 --only gemm,unet64 --threads 1
+    "$b/bench_attention" --dtype bf16
+    "$b/bench_attention" --dtype fp32
     "$b/bench_generate" "$model" --dtype bf16 --steps 20 --scheduler dpm++2m
-    "$b/bench_generate" "$model" --dtype fp16 --steps 20 --scheduler dpm++2m
-    "$b/bench_generate" "$model" --dtype bf16 --steps 20 --batch 8 --low-memory
-    "$b/bench_generate" "$model" --dtype bf16 --steps 20 --low-memory
-} 2>&1 | tee "$out/results.txt"
+    "$b/bench_generate" "$model" --dtype bf16 --steps 20 --scheduler dpm++2m --low-memory
+    "$b/bench_generate" "$model" --dtype bf16 --steps 2 --scheduler dpm++2m --batch 8 --low-memory
+    "$b/bench_generate" "$model" --dtype fp16 --steps 5 --scheduler dpm++2m
+} 2>&1 | grep -v '^  \[' | tee "$out/results.txt"
