@@ -31,11 +31,11 @@ static int on_progress(void *u, const cdf_progress *p) {
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_generate MODEL_DIR [--dtype fp32|fp16|bf16] [--steps N] [--size PX] [--batch N] "
-                        "[--scheduler NAME] [--threads N] [--resident] [--low-memory]\n");
+                        "[--scheduler NAME] [--threads N] [--resident] [--low-memory] [--vae-slicing]\n");
         return 2;
     }
     const char *dtype = "bf16", *sched = "dpm++2m";
-    int steps = 20, size = 512, batch = 1, threads = 0, resident = 0, low = 0;
+    int steps = 20, size = 512, batch = 1, threads = 0, resident = 0, low = 0, slicing = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -45,6 +45,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--resident")) resident = 1;
         else if (!strcmp(argv[i], "--low-memory")) low = 1;
+        else if (!strcmp(argv[i], "--vae-slicing")) slicing = 1;
         else { fprintf(stderr, "bench_generate: unknown argument %s\n", argv[i]); return 2; }
     }
     cdf_error_buf eb;
@@ -75,7 +76,8 @@ int main(int argc, char **argv) {
     g.height = g.width = size;
     g.seeds = &seed;
     g.n_seeds = 1;
-    g.vae_tiling = g.vae_slicing = low;
+    g.vae_tiling = low;
+    g.vae_slicing = low || slicing;
     g.attention_slice = low ? 64 : 0;
     stage_times st = {0, 0, 0, 0};
     g.progress = on_progress;
@@ -87,7 +89,7 @@ int main(int argc, char **argv) {
     const double rss = bench_peak_rss_mb();
     printf("%s %dx%d batch %d, %d %s steps, %s%s: total %.2f s (text %.2f, denoise %.2f = %.2f s/step, VAE %.2f), "
            "load %.2f s, peak RSS %.0f MiB\n",
-           argv[1], size, size, batch, st.steps, sched, dtype, resident ? ", resident" : low ? ", low-memory" : ", staged",
+           argv[1], size, size, batch, st.steps, sched, dtype, resident ? ", resident" : low ? ", low-memory" : slicing ? ", staged, VAE slicing" : ", staged",
            total, st.text, st.denoise, st.steps ? st.denoise / st.steps : 0, st.vae, load, rss);
     printf("JSON {\"what\": \"generate %dx%d batch %d %d steps %s %s%s\", \"seconds\": %.3f, \"load_seconds\": %.3f, "
            "\"peak_rss_mb\": %.0f}\n",

@@ -25,6 +25,6 @@ b="$repo/build/bench"
     "$b/bench_attention" --dtype fp32
     "$b/bench_generate" "$model" --dtype bf16 --steps 20 --scheduler dpm++2m
     "$b/bench_generate" "$model" --dtype bf16 --steps 20 --scheduler dpm++2m --low-memory
-    "$b/bench_generate" "$model" --dtype bf16 --steps 2 --scheduler dpm++2m --batch 8 --low-memory
+    "$b/bench_generate" "$model" --dtype bf16 --steps 2 --scheduler dpm++2m --batch 8 --vae-slicing
     "$b/bench_generate" "$model" --dtype fp16 --steps 5 --scheduler dpm++2m
 } 2>&1 | grep -v '^  \[' | tee "$out/results.txt"
