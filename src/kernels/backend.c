@@ -67,8 +67,11 @@ cdf_status cdf_exec_create(cdf_exec **out, cdf_backend *be, int threads, cdf_err
 
 void cdf_exec_clear_cache(cdf_exec *ex) {
     for (size_t i = 0; i < ex->cache_cap; i++) {
-        if (ex->cache[i].prim) dnnl_primitive_destroy(ex->cache[i].prim);
-        if (ex->cache[i].wei_reorder) dnnl_primitive_destroy(ex->cache[i].wei_reorder);
+        cdf_prim *e = ex->cache[i];
+        if (!e) continue;
+        if (e->prim) dnnl_primitive_destroy(e->prim);
+        if (e->wei_reorder) dnnl_primitive_destroy(e->wei_reorder);
+        free(e);
     }
     free(ex->cache);
     ex->cache = NULL;
@@ -139,31 +142,32 @@ static int key_eq(const cdf_prim_key *x, const cdf_prim_key *y) {
     return memcmp(x->v, y->v, sizeof x->v) == 0;
 }
 
-static cdf_prim *probe(cdf_prim *tab, size_t cap, const cdf_prim_key *key) {
+static cdf_prim **probe(cdf_prim **tab, size_t cap, const cdf_prim_key *key) {
     size_t i = key_hash(key) & (cap - 1);
-    while (tab[i].used && !key_eq(&tab[i].key, key)) i = (i + 1) & (cap - 1);
+    while (tab[i] && !key_eq(&tab[i]->key, key)) i = (i + 1) & (cap - 1);
     return &tab[i];
 }
 
 cdf_prim *cdf_exec_lookup(cdf_exec *ex, const cdf_prim_key *key, cdf_err *err) {
     if (ex->cache_count * 2 >= ex->cache_cap) {
         size_t nc = ex->cache_cap ? ex->cache_cap * 2 : 256;
-        cdf_prim *nt = cdf_calloc(nc, sizeof *nt, err);
+        cdf_prim **nt = cdf_calloc(nc, sizeof *nt, err);
         if (!nt) return NULL;
         for (size_t i = 0; i < ex->cache_cap; i++)
-            if (ex->cache[i].used) *probe(nt, nc, &ex->cache[i].key) = ex->cache[i];
+            if (ex->cache[i]) *probe(nt, nc, &ex->cache[i]->key) = ex->cache[i];
         free(ex->cache);
         ex->cache = nt;
         ex->cache_cap = nc;
     }
-    cdf_prim *slot = probe(ex->cache, ex->cache_cap, key);
-    if (!slot->used) {
-        memset(slot, 0, sizeof *slot);
-        slot->key = *key;
-        slot->used = 1;
+    cdf_prim **slot = probe(ex->cache, ex->cache_cap, key);
+    if (!*slot) {
+        cdf_prim *e = cdf_calloc(1, sizeof *e, err);
+        if (!e) return NULL;
+        e->key = *key;
+        *slot = e;
         ex->cache_count++;
     }
-    return slot;
+    return *slot;
 }
 
 cdf_status cdf_exec_run(cdf_exec *ex, dnnl_primitive_t p, const cdf_bind *b, int n, cdf_err *err) {

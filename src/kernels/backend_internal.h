@@ -40,7 +40,6 @@ typedef struct cdf_prim {
     dnnl_memory_desc_t src_md, wei_md, bias_md, dst_md;
     dnnl_primitive_t wei_reorder; /* packed -> wei_md when the layout differs (rare) */
     size_t wei_bytes;             /* size of wei_md when wei_reorder is set */
-    int used;
 } cdf_prim;
 
 struct cdf_exec {
@@ -50,7 +49,8 @@ struct cdf_exec {
     int threads;               /* the configured thread count */
     int cur_threads;           /* the current pass's (cdf_exec_begin_sized), <= threads */
     cdf_arena arena;
-    cdf_prim *cache;
+    cdf_prim **cache; /* open addressing over separately allocated entries: a
+                       * returned cdf_prim* stays valid when the table grows */
     size_t cache_cap, cache_count;
     uint64_t flops; /* multiply-adds x 2 of matrix products run so far */
     int64_t attn_rows;  /* query rows per attention tile, 0 = default */
