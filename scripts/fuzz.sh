@@ -47,9 +47,11 @@ for h in $HARNESSES; do
         config) maxlen=8192 ;;
         *) maxlen=4096 ;;
     esac
+    dict=""
+    [ -f "fuzz/$h.dict" ] && dict="-dict=fuzz/$h.dict"
     # The first folder collects new inputs; the others are read only.
     # shellcheck disable=SC2086
-    if build-fuzz/fuzz/fuzz_$h "$work" $dirs -max_total_time="$SECS" -max_len=$maxlen -timeout=30 \
+    if build-fuzz/fuzz/fuzz_$h "$work" $dirs $dict -max_total_time="$SECS" -max_len=$maxlen -timeout=30 \
         -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1; then
         result=ok
     else
