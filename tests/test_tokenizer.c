@@ -361,6 +361,71 @@ static void test_tiny_pipeline_folders(void **state) {
     cdf_tokenizer_free(d);
 }
 
+/* cdf_tokenizer_load_mem (the fuzzers' entry): the same tokenizer from the
+ * files' texts, not NUL-terminated; optional files may be absent; messages
+ * name the label. */
+static char *read_all(const char *rel, size_t *len) {
+    FILE *f = fopen(tu_ref_path(rel), "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc(*len ? *len : 1); /* no room for a NUL on purpose */
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+static void test_load_from_memory(void **state) {
+    (void)state;
+    static const char *const flavours[] = {"clip-vit-large-patch14", "sd2"};
+    static const char *const prompts[] = {"a photo of a cat", "portrait photo of a old warrior chief!",
+                                          "<|startoftext|>caf\xc3\xa9  \xe6\x97\xa5\xe6\x9c\xac it's 12!!"};
+    for (int f = 0; f < 2; f++) {
+        char rel[4][256];
+        static const char *const names[4] = {"vocab.json", "merges.txt", "tokenizer_config.json",
+                                             "special_tokens_map.json"};
+        char *text[4];
+        size_t len[4];
+        for (int k = 0; k < 4; k++) {
+            snprintf(rel[k], sizeof rel[k], "tokenizer/%s/%s", flavours[f], names[k]);
+            text[k] = read_all(rel[k], &len[k]);
+        }
+        cdf_tokenizer_texts tx = {text[0], len[0], text[1], len[1], text[2], len[2], text[3], len[3], flavours[f]};
+        cdf_tokenizer *m, *ref = load_ref(f ? "tokenizer/sd2" : "tokenizer/clip-vit-large-patch14");
+        cdf_err err = {0};
+        if (cdf_tokenizer_load_mem(&m, &tx, &err)) fail_msg("%s", err.msg);
+        for (size_t i = 0; i < 3; i++) {
+            int64_t x[MAXLEN], y[MAXLEN];
+            assert_true(ids_equal(prompts[i], encode_ok(m, prompts[i], x, NULL), encode_ok(ref, prompts[i], y, NULL),
+                                  MAXLEN));
+        }
+        assert_int_equal(cdf_tokenizer_pad_id(m), cdf_tokenizer_pad_id(ref));
+        printf("  %s from memory: same ids as from the folder (pad id %lld)\n", flavours[f],
+               (long long)cdf_tokenizer_pad_id(m));
+        cdf_tokenizer_free(m);
+        cdf_tokenizer_free(ref);
+        if (f == 0) {
+            /* without the optional files: CLIPTokenizer's defaults (pad = eos for SD1) */
+            cdf_tokenizer_texts bare = {text[0], len[0], text[1], len[1], NULL, 0, NULL, 0, "bare"};
+            if (cdf_tokenizer_load_mem(&m, &bare, &err)) fail_msg("%s", err.msg);
+            assert_int_equal(cdf_tokenizer_pad_id(m), 49407);
+            cdf_tokenizer_free(m);
+            /* a broken vocab is reported under the label */
+            cdf_tokenizer_texts bad = {"{\"a\": -1}", 10, text[1], len[1], NULL, 0, NULL, 0, "mem"};
+            m = (cdf_tokenizer *)1;
+            assert_int_equal(cdf_tokenizer_load_mem(&m, &bad, &err), CDF_ERR_FORMAT);
+            printf("  bad vocab from memory -> %s\n", err.msg);
+            assert_null(m);
+            assert_non_null(strstr(err.msg, "mem/vocab.json"));
+            cdf_tokenizer_texts none = {NULL, 0, text[1], len[1], NULL, 0, NULL, 0, "mem"};
+            assert_int_equal(cdf_tokenizer_load_mem(&m, &none, &err), CDF_ERR_INVALID_ARGUMENT);
+        }
+        for (int k = 0; k < 4; k++) free(text[k]);
+    }
+}
+
 /* ---- bad input -------------------------------------------------------------- */
 
 static void write_file(const char *path, const char *text) {
@@ -562,6 +627,7 @@ int main(void) {
         cmocka_unit_test(test_goldens),
         cmocka_unit_test(test_bpe_against_naive_twin),
         cmocka_unit_test(test_tiny_pipeline_folders),
+        cmocka_unit_test(test_load_from_memory),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_added_tokens_decoder),
         cmocka_unit_test(test_other_max_len),

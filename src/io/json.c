@@ -75,6 +75,11 @@ static char *python_json_compat(const char *text, size_t len, size_t *out_len) {
 
 cdf_status cdf_json_parse(cdf_json *j, const char *text0, size_t len0, const char *label, cdf_err *err) {
     snprintf(j->label, sizeof j->label, "%s", label);
+    j->root = NULL;
+    /* The file limit holds for texts from memory too, checked before the copy. */
+    if (len0 > CDF_JSON_MAX_BYTES)
+        return cdf_errf(err, CDF_ERR_FORMAT, "%s: %zu bytes of JSON, more than the limit of %u", label, len0,
+                        CDF_JSON_MAX_BYTES);
     size_t len;
     char *text = python_json_compat(text0, len0, &len);
     if (!text) return cdf_errf(err, CDF_ERR_OUT_OF_MEMORY, "%s: out of memory", label);

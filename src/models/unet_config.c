@@ -70,7 +70,7 @@ cdf_status cdf_unet_read_config(cdf_unet_config *c, const cdf_json *j, cdf_err *
         (st = cdf_json_num(j, "resnet_out_scale_factor", 1.0, &c->resnet_out_scale_factor, err)) ||
         (st = cdf_json_int(j, "norm_num_groups", 32, &v, err)))
         return st;
-    c->norm_num_groups = (int)v;
+    c->norm_num_groups = v >= 1 && v <= 65536 ? (int)v : 0; /* 0: refused below (no int truncation) */
     if ((st = cdf_json_num(j, "norm_eps", 1e-5, &c->norm_eps, err)) ||
         (st = cdf_json_bool(j, "use_linear_projection", 0, &c->use_linear_projection, err)) ||
         (st = cdf_json_bool(j, "upcast_attention", 0, &c->upcast_attention, err)))
@@ -98,7 +98,8 @@ cdf_status cdf_unet_read_config(cdf_unet_config *c, const cdf_json *j, cdf_err *
             return cdf_errf(err, CDF_ERR_UNSUPPORTED,
                             "%s: up_block_types[%d] \"%s\" is not supported (CrossAttnUpBlock2D, UpBlock2D)",
                             j->label, i, up[i]);
-        if (c->block_out[i] <= 0 || c->block_out[i] > 65536 || c->block_out[i] % c->norm_num_groups)
+        if (c->block_out[i] <= 0 || c->block_out[i] > 65536 || c->norm_num_groups < 1 ||
+            c->block_out[i] % c->norm_num_groups)
             return cdf_errf(err, CDF_ERR_FORMAT,
                             "%s: block_out_channels[%d] = %lld must be a positive multiple of norm_num_groups %d",
                             j->label, i, (long long)c->block_out[i], c->norm_num_groups);
@@ -126,7 +127,7 @@ cdf_status cdf_unet_read_config(cdf_unet_config *c, const cdf_json *j, cdf_err *
     }
     if (cdf_json_has(j, "cross_attention_dim")) {
         int cnt;
-        int64_t cad[CDF_UNET_MAX_BLOCKS];
+        int64_t cad[CDF_UNET_MAX_BLOCKS] = {0}; /* [] leaves 0, refused below (no uninitialised read) */
         if ((st = cdf_json_int_list(j, "cross_attention_dim", cad, CDF_UNET_MAX_BLOCKS, 0, &cnt, 0, err))) return st;
         for (int i = 1; i < cnt; i++)
             if (cad[i] != cad[0])

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "models/unet_internal.h"
 #include "pipeline/internal.h"
 
 #define F32 4.0
@@ -27,33 +28,42 @@ typedef struct est {
     int bf16;
 } est;
 
+/* One arena allocation of `bytes`: the arena rounds each to 64 bytes. */
+static double al(double bytes) { return ceil(bytes / 64.0) * 64.0; }
+/* One allocation of n floats. */
+static double fl(double n) { return al(n * F32); }
+static double dmax(double a, double b) { return a > b ? a : b; }
+
 /* cdf_attention: packed K and V for all heads, plus per-thread tiles; the
  * larger of the oneDNN-tile path and the AMX path (attention_amx.c: K padded
  * to a multiple of 32 dims and V of 16, keys to a multiple of 128). */
 static double attn_kernel(const est *e, double B, double heads, double Nk, double D) {
-    const double packed = 2.0 * B * heads * Nk * D * e->esz;
+    const double packed = 2.0 * al(B * heads * Nk * D * e->esz);
     const double tile = ATT_QT * D * e->esz + ATT_QT * ATT_KT * 6.0 + ATT_QT * D * 8.0 + ATT_QT * 8.0 +
-                        ATT_KT * (D > ATT_QT ? D : ATT_QT) * F32 + 8 * 64;
-    const double onednn = packed + e->threads * tile;
+                        ATT_KT * (D > ATT_QT ? D : ATT_QT) * F32 + 16 * 64;
+    const double onednn = packed + al(e->threads * tile);
     if (!e->bf16) return onednn;
     const double Dq = ceil(D / 32.0) * 32.0, Dv = ceil(D / 16.0) * 16.0, Nkp = ceil(Nk / 128.0) * 128.0;
-    const double amx = B * heads * Nkp * (Dq + Dv) * 2.0 +
-                       e->threads * (16.0 * Dq * 2.0 + 16.0 * 128.0 * 8.0 + 16.0 * Dv * 8.0 + 4 * 64 + 3 * 64);
+    const double amx = al(B * heads * Nkp * Dq * 2.0) + al(B * heads * Nkp * Dv * 2.0) +
+                       al(e->threads * (16.0 * Dq * 2.0 + 16.0 * 128.0 * 8.0 + 16.0 * Dv * 8.0 + 4 * 64 + 3 * 64));
     return amx > onednn ? amx : onednn;
 }
 
-/* A linear or convolution in bf16 converts its input to bf16 in the arena,
- * and its weights when they are repacked for a shape: input M x cin. */
-static double bf16_operand(const est *e, double M, double cin) { return e->bf16 ? M * cin * 2.0 : 0.0; }
+/* A linear or convolution in bf16 converts its input to bf16 in the arena:
+ * input M x cin. */
+static double bf16_operand(const est *e, double M, double cin) { return e->bf16 ? al(M * cin * 2.0) : 0.0; }
+/* A linear or convolution may widen half-precision weights to float32 and
+ * reorder them for the shape at hand, both in the arena: n weights. */
+static double weights(double n) { return 2.0 * fl(n); }
 
 /* cdf_attention_forward: o [M, inner], qkv [M, 3 inner] (self) or q [M, inner]
  * + kv [B Nc, 2 inner] (cross), the kernel, then t [M, dim]. */
 static double attn_layer(const est *e, double N, double dim, double heads, double dhead, double Nc, int self) {
     const double M = e->B * N, inner = heads * dhead;
-    const double io = self ? M * 3.0 * inner : M * inner + e->B * Nc * 2.0 * inner;
-    const double after = attn_kernel(e, e->B, heads, self ? N : Nc, dhead);
-    const double out = M * dim * F32 + bf16_operand(e, M, inner);
-    return (M * inner + io) * F32 + bf16_operand(e, M, dim) + (after > out ? after : out);
+    const double io = self ? fl(M * 3.0 * inner) : fl(M * inner) + fl(e->B * Nc * 2.0 * inner);
+    const double kernel = attn_kernel(e, e->B, heads, self ? N : Nc, dhead);
+    const double out = fl(M * dim) + bf16_operand(e, M, inner);
+    return fl(M * inner) + io + dmax(bf16_operand(e, M, dim) + weights(3.0 * inner * dim), dmax(kernel, out));
 }
 
 /* cdf_transformer2d_forward (ff = 4 I), then the self- and cross-attention
@@ -64,49 +74,51 @@ static double transformer(const est *e, double HW, double C, double heads, doubl
     /* g [M, C], h and tmp [M, I], and the feed-forward's row chunk (at most
      * 2048 rows): [rows, 2 ff] projection, [rows, ff] GEGLU, [rows, I] output */
     const double rows = M < 2048.0 ? M : 2048.0;
-    return M * (C + 2.0 * I) * F32 + rows * (3.0 * ff + I) * F32 + (self > cross ? self : cross) +
-           bf16_operand(e, rows, ff);
+    return fl(M * C) + 2.0 * fl(M * I) + fl(rows * 2.0 * ff) + fl(rows * ff) + fl(rows * I) +
+           dmax(dmax(self, cross), bf16_operand(e, rows, ff) + weights(I * 2.0 * ff));
 }
 
 /* cdf_resnet_forward: a [B HW, max(cin, cout)], h [B HW, cout], t [B, cout]. */
 static double resnet(const est *e, double HW, double cin, double cout) {
     const double M = e->B * HW;
-    return (M * (cin > cout ? cin : cout) + M * cout + e->B * cout) * F32 + bf16_operand(e, M, cin);
+    return fl(M * dmax(cin, cout)) + fl(M * cout) + fl(e->B * cout) + bf16_operand(e, M, dmax(cin, cout)) +
+           weights(9.0 * cout * dmax(cin, cout));
 }
-
-static double dmax(double a, double b) { return a > b ? a : b; }
 
 /* cdf_unet_forward: the down path keeps every output (they are the skip
  * connections); the mid block and each up-block layer write above them and
  * then move their output down over what they consumed (cdf_arena_keep), so
  * the up path holds the skips not yet used plus the current activation. */
 static double unet_arena(const est *e, const cdf_unet_config *c, double h, double w, double Nc) {
+    enum { MAX_SKIPS = CDF_UNET_MAX_BLOCKS * (CDF_UNET_MAX_LAYERS + 1) + 1 };
     const int n = c->nblocks;
     const double B = e->B;
     double H = h, W = w, C = (double)c->block_out[0];
-    const double base = (B * C + 2.0 * B * (double)c->time_embed_dim + B * H * W * (double)c->in_channels) * F32;
+    const double base = fl(B * C) + 2.0 * fl(B * (double)c->time_embed_dim) + fl(B * H * W * (double)c->in_channels) +
+                        al(32.0 * MAX_SKIPS); /* the skip list */
     double skips = 0, peak = base;
-    double skipC[CDF_UNET_MAX_BLOCKS * 66], skipH[CDF_UNET_MAX_BLOCKS * 66], skipW[CDF_UNET_MAX_BLOCKS * 66];
+    double skipC[MAX_SKIPS], skipH[MAX_SKIPS], skipW[MAX_SKIPS];
     int ns = 0;
-    skips += B * H * W * C * F32; /* conv_in */
+    skips += fl(B * H * W * C); /* conv_in */
     skipC[ns] = C, skipH[ns] = H, skipW[ns++] = W;
     for (int i = 0; i < n; i++) {
         const double oc = (double)c->block_out[i];
         for (int64_t j = 0; j < c->layers_per_block[i]; j++) {
-            skips += B * H * W * oc * F32;
+            skips += fl(B * H * W * oc);
             double t = resnet(e, H * W, C, oc);
             if (c->down_cross[i]) t = dmax(t, transformer(e, H * W, oc, (double)c->heads[i], Nc));
             peak = dmax(peak, base + skips + t);
             C = oc;
-            if (ns < CDF_UNET_MAX_BLOCKS * 66) skipC[ns] = C, skipH[ns] = H, skipW[ns++] = W;
+            if (ns < MAX_SKIPS) skipC[ns] = C, skipH[ns] = H, skipW[ns++] = W;
         }
         if (i < n - 1) {
             H = (double)(((int64_t)H + 1) / 2), W = (double)(((int64_t)W + 1) / 2);
-            skips += B * H * W * C * F32;
-            if (ns < CDF_UNET_MAX_BLOCKS * 66) skipC[ns] = C, skipH[ns] = H, skipW[ns++] = W;
+            skips += fl(B * H * W * C);
+            peak = dmax(peak, base + skips + bf16_operand(e, 4.0 * B * H * W, C) + weights(9.0 * C * C));
+            if (ns < MAX_SKIPS) skipC[ns] = C, skipH[ns] = H, skipW[ns++] = W;
         }
     }
-    double cur = B * H * W * C * F32; /* the mid block's output */
+    double cur = fl(B * H * W * C); /* the mid block's output */
     peak = dmax(peak, base + skips + 2.0 * cur +
                           dmax(resnet(e, H * W, C, C), transformer(e, H * W, C, (double)c->heads[n - 1], Nc)));
     for (int i = 0; i < n; i++) {
@@ -116,22 +128,24 @@ static double unet_arena(const est *e, const cdf_unet_config *c, double h, doubl
             const double sC = ns > 0 ? skipC[ns - 1] : C;
             if (ns > 0) ns--;
             /* concatenation and output above the skips and cur */
-            double t = B * H * W * (C + sC + oc) * F32 + resnet(e, H * W, C + sC, oc);
+            double t = fl(B * H * W * (C + sC)) + fl(B * H * W * oc) + resnet(e, H * W, C + sC, oc);
             peak = dmax(peak, base + skips + cur + t);
-            skips -= B * H * W * sC * F32;
+            skips -= fl(B * H * W * sC);
             if (skips < 0) skips = 0;
-            cur = B * H * W * oc * F32;
+            cur = fl(B * H * W * oc);
             if (c->up_cross[i]) peak = dmax(peak, base + skips + cur + transformer(e, H * W, oc, (double)c->heads[r], Nc));
             C = oc;
         }
         if (i < n - 1) {
             H = ns > 0 ? skipH[ns - 1] : 2.0 * H, W = ns > 0 ? skipW[ns - 1] : 2.0 * W;
             /* nearest upsample and its conv above cur */
-            peak = dmax(peak, base + skips + cur + 2.0 * B * H * W * C * F32 + bf16_operand(e, B * H * W, C));
-            cur = B * H * W * C * F32;
+            peak = dmax(peak, base + skips + cur + 2.0 * fl(B * H * W * C) + bf16_operand(e, B * H * W, C) +
+                                  weights(9.0 * C * C));
+            cur = fl(B * H * W * C);
         }
     }
-    return dmax(peak, base + skips + cur + B * H * W * (C + (double)c->out_channels) * F32);
+    return dmax(peak, base + skips + cur + fl(B * H * W * C) + fl(B * H * W * (double)c->out_channels) +
+                          bf16_operand(e, B * H * W, C) + weights(9.0 * C * dmax(C, c->block_out[0])));
 }
 
 /* cdf_vae_decode: one activation at a time (each layer's output moves down
@@ -140,34 +154,37 @@ static double vae_arena(const est *e, const cdf_vae_config *c, double h, double 
     const int n = c->nblocks;
     const double B = e->B;
     double H = h, W = w, C = (double)c->block_out[n - 1];
-    const double base = 2.0 * B * H * W * (double)c->latent_channels * F32;
-    double cur = B * H * W * C * F32;
+    const double base = 2.0 * fl(B * H * W * (double)c->latent_channels);
+    double cur = fl(B * H * W * C);
     /* mid block: two resnets around a single-head attention over all pixels */
-    const double mid_attn = B * H * W * C * F32 + attn_layer(e, H * W, C, 1, C, H * W, 1);
+    const double mid_attn = fl(B * H * W * C) + attn_layer(e, H * W, C, 1, C, H * W, 1);
     double peak = base + 2.0 * cur + dmax(resnet(e, H * W, C, C), c->mid_attention ? mid_attn : 0);
     for (int i = 0; i < n; i++) {
         const double oc = (double)c->block_out[n - 1 - i];
         for (int64_t j = 0; j <= c->layers_per_block; j++) {
-            peak = dmax(peak, base + cur + B * H * W * oc * F32 + resnet(e, H * W, C, oc));
+            peak = dmax(peak, base + cur + fl(B * H * W * oc) + resnet(e, H * W, C, oc));
             C = oc;
-            cur = B * H * W * C * F32;
+            cur = fl(B * H * W * C);
         }
         if (i < n - 1) {
             H *= 2, W *= 2;
-            peak = dmax(peak, base + cur + 2.0 * B * H * W * C * F32 + bf16_operand(e, B * H * W, C));
-            cur = B * H * W * C * F32;
+            peak = dmax(peak, base + cur + 2.0 * fl(B * H * W * C) + bf16_operand(e, B * H * W, C) +
+                                  weights(9.0 * C * C));
+            cur = fl(B * H * W * C);
         }
     }
-    return dmax(peak, base + cur + B * H * W * (C + (double)c->out_channels) * F32);
+    return dmax(peak, base + cur + fl(B * H * W * C) + fl(B * H * W * (double)c->out_channels) +
+                          bf16_operand(e, B * H * W, C) + weights(9.0 * C * C));
 }
 
 /* cdf_clip_text_forward on `prompts` rows of `tokens`. */
 static double text_arena(const est *e, const cdf_clip_config *c, double tokens) {
     const double M = e->B * tokens, D = (double)c->hidden;
-    const double layer = M * (4.0 * D + (double)c->intermediate) * F32 +
+    const double layer = fl(M * D) + fl(M * 3.0 * D) + fl(M * (double)c->intermediate) + fl(M * D) +
                          attn_kernel(e, e->B, (double)c->heads, tokens, D / (double)c->heads) +
-                         bf16_operand(e, M, (double)c->intermediate);
-    return 2.0 * M * D * F32 + layer;
+                         bf16_operand(e, M, (double)c->intermediate) +
+                         weights(D * dmax(3.0 * D, (double)c->intermediate));
+    return 2.0 * fl(M * D) + layer;
 }
 
 static uint64_t to_u64(double x) { return x >= 1.8e19 ? UINT64_MAX : (uint64_t)x; }

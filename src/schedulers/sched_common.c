@@ -5,6 +5,7 @@
 #include "schedulers/sched_internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,23 +198,27 @@ void sched_karras(double *out, int n, double sigma_min, double sigma_max) {
 /* _sigma_to_t under numpy 1.24's value-based casting: log_sigma is a float64
  * scalar but meets the float32 log_sigmas array, so dists and w are float32;
  * (1 - w) * low_idx promotes to float64 against the int64 index arrays. */
-static size_t sigma_to_t_low(float ls, const float *log_sigmas, size_t n) {
+/* With a single training timestep (n == 1) numpy clips the index to
+ * n - 2 = -1: low is log_sigmas[-1] (the only entry), high_idx = 0, and the
+ * index arithmetic uses -1; `low` is then that -1. */
+static ptrdiff_t sigma_to_t_low(float ls, const float *log_sigmas, size_t n) {
     size_t low = 0; /* cumsum(dists >= 0).argmax(): the last index with dists >= 0, else 0 */
     for (size_t i = 0; i < n; i++)
         if (ls - log_sigmas[i] >= 0.0f) low = i;
-    return low > n - 2 ? n - 2 : low;
+    if (n < 2) return -1;
+    return (ptrdiff_t)(low > n - 2 ? n - 2 : low);
 }
 
-static float sigma_to_t_w(float ls, const float *log_sigmas, size_t low) {
-    float lo = log_sigmas[low], hi = log_sigmas[low + 1];
+static float sigma_to_t_w(float ls, const float *log_sigmas, size_t n, ptrdiff_t low) {
+    float lo = log_sigmas[low < 0 ? (ptrdiff_t)n + low : low], hi = log_sigmas[low + 1];
     float w = (lo - ls) / (lo - hi);
     return w < 0.0f ? 0.0f : (w > 1.0f ? 1.0f : w); /* np.clip keeps NaN */
 }
 
 double sched_sigma_to_t(double sigma, const float *log_sigmas, size_t n) {
     float ls = (float)log(sigma > 1e-10 || isnan(sigma) ? sigma : 1e-10);
-    size_t low = sigma_to_t_low(ls, log_sigmas, n);
-    float w = sigma_to_t_w(ls, log_sigmas, low);
+    ptrdiff_t low = sigma_to_t_low(ls, log_sigmas, n);
+    float w = sigma_to_t_w(ls, log_sigmas, n, low);
     return (double)(1.0f - w) * (double)low + (double)w * (double)(low + 1);
 }
 
@@ -222,8 +227,8 @@ double sched_sigma_to_t(double sigma, const float *log_sigmas, size_t n) {
 float sched_sigma_to_t_f32(float sigma, const float *log_sigmas, size_t n) {
     double sd = (double)sigma;
     float ls = (float)log(sd > 1e-10 || isnan(sd) ? sd : 1e-10);
-    size_t low = sigma_to_t_low(ls, log_sigmas, n);
-    float w = sigma_to_t_w(ls, log_sigmas, low);
+    ptrdiff_t low = sigma_to_t_low(ls, log_sigmas, n);
+    float w = sigma_to_t_w(ls, log_sigmas, n, low);
     return (1.0f - w) * (float)low + w * (float)(low + 1);
 }
 
