@@ -183,6 +183,18 @@ def eval_prompts(n=100, seed=4321):
     return out
 
 
+def test_prompts(n=8):
+    """The first evaluation prompt of each of the first n distinct held-out triples
+    (the C unit test's prompts)."""
+    out, seen = [], set()
+    for a in eval_prompts():
+        t = (a["colour"], a["shape"], a["background"])
+        if t not in seen and len(out) < n:
+            seen.add(t)
+            out.append(a)
+    return out
+
+
 def all_words():
     """Every caption the grammar can produce, for the tokenizer (one per form and attribute set)."""
     caps = []
