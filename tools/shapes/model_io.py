@@ -4,6 +4,7 @@ The config dicts carry every key diffusers 0.26.3 / transformers write, so
 the folder loads in diffusers as well as in the C engine.
 """
 import json
+import math
 import os
 
 import torch
@@ -58,11 +59,11 @@ def vae_config(block_out=(16, 32), groups=8, layers_per_block=1, scaling_factor=
     }
 
 
-def scheduler_config(prediction_type):
-    """DPMSolverMultistepScheduler with SD's training schedule (scaled_linear betas)."""
+def scheduler_config(prediction_type, beta_schedule="squaredcos_cap_v2"):
+    """DPMSolverMultistepScheduler with the training schedule."""
     return {
         "_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": DIFFUSERS_VERSION,
-        "algorithm_type": "dpmsolver++", "beta_end": 0.012, "beta_schedule": "scaled_linear",
+        "algorithm_type": "dpmsolver++", "beta_end": 0.012, "beta_schedule": beta_schedule,
         "beta_start": 0.00085, "dynamic_thresholding_ratio": 0.995, "euler_at_final": False,
         "final_sigmas_type": "zero", "lambda_min_clipped": float("-inf"), "lower_order_final": True,
         "num_train_timesteps": 1000, "prediction_type": prediction_type, "sample_max_value": 1.0,
@@ -79,6 +80,20 @@ MODEL_INDEX = {
     "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
     "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
 }
+
+
+def alphas_cumprod(cfg):
+    """The scheduler's alphas_cumprod (float32), as diffusers computes it."""
+    T = cfg["num_train_timesteps"]
+    if cfg["beta_schedule"] == "scaled_linear":
+        betas = torch.linspace(cfg["beta_start"] ** 0.5, cfg["beta_end"] ** 0.5, T, dtype=torch.float32) ** 2
+    elif cfg["beta_schedule"] == "squaredcos_cap_v2":  # betas_for_alpha_bar, in Python floats
+        def f(t):
+            return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+        betas = torch.tensor([min(1 - f((i + 1) / T) / f(i / T), 0.999) for i in range(T)], dtype=torch.float32)
+    else:
+        raise ValueError(cfg["beta_schedule"])
+    return torch.cumprod(1.0 - betas, dim=0)
 
 
 def _dump(path, obj):

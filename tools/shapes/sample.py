@@ -23,17 +23,16 @@ import sdmodules as sm  # noqa: E402
 
 class DPMSolverPP2M:
     """DPMSolverMultistepScheduler 0.26.3 for the configs we ship: dpmsolver++,
-    solver_order 2, midpoint, linspace or leading spacing, no Karras sigmas,
+    solver_order 2, midpoint, linspace or leading spacing, scaled_linear or
+    squaredcos_cap_v2 betas, no Karras sigmas, no lambda clipping,
     final_sigmas_type zero or sigma_min, lower_order_final."""
 
     def __init__(self, cfg):
         assert cfg["algorithm_type"] == "dpmsolver++" and cfg["solver_order"] == 2
-        assert cfg["solver_type"] == "midpoint" and cfg["beta_schedule"] == "scaled_linear"
+        assert cfg["solver_type"] == "midpoint" and cfg["lambda_min_clipped"] == float("-inf")
         assert not cfg.get("use_karras_sigmas") and not cfg.get("use_lu_lambdas") and not cfg.get("thresholding")
         self.cfg = cfg
-        T = cfg["num_train_timesteps"]
-        betas = torch.linspace(cfg["beta_start"] ** 0.5, cfg["beta_end"] ** 0.5, T, dtype=torch.float32) ** 2
-        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        self.alphas_cumprod = model_io.alphas_cumprod(cfg)
 
     def set_timesteps(self, n):
         T = self.cfg["num_train_timesteps"]

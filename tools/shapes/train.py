@@ -100,11 +100,6 @@ def encode_all(vae, imgs, bs=256):
     return torch.cat(means), torch.cat(stds)
 
 
-def scaled_linear_alphas_cumprod():
-    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float32) ** 2
-    return torch.cumprod(1.0 - betas, dim=0)
-
-
 def caption_ids(attrs, tok):
     """ids[N, len(FORMS), MAX_LEN]: every caption form of every image, tokenized once."""
     cache = {}
@@ -141,7 +136,7 @@ def train_unet(lat_mean, lat_std, scale, ids_all, empty_ids, vocab_size, tok, ar
     params = list(te.parameters()) + list(unet.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
     ema_te, ema_unet = copy.deepcopy(te), copy.deepcopy(unet)
-    ac = scaled_linear_alphas_cumprod()
+    ac = model_io.alphas_cumprod(model_io.scheduler_config(PREDICTION, args.beta_schedule)).double()
     n = len(lat_mean)
     form_p = torch.tensor(make_data.FORM_P)
     start = 0
@@ -166,13 +161,17 @@ def train_unet(lat_mean, lat_std, scale, ids_all, empty_ids, vocab_size, tok, ar
         drop = torch.rand(B, generator=g) < args.uncond_p
         ids[drop] = empty_ids
         t = torch.randint(0, 1000, (B,), generator=g)
-        a = ac[t].view(B, 1, 1, 1)
+        a = ac[t].float().view(B, 1, 1, 1)
         eps = torch.randn(x0.shape, generator=g)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
         target = a.sqrt() * eps - (1 - a).sqrt() * x0
         pred = unet(xt, t, te(ids))
         snr = ac[t] / (1 - ac[t])
-        w = torch.clamp(snr, max=5.0) / (snr + 1)  # min-SNR-5 for v-prediction
+        if args.loss_weight == "min-snr":  # min-SNR-5 for v-prediction: x0 error weighted by min(SNR, 5)
+            w = torch.clamp(snr, max=5.0) / (snr + 1)
+        else:  # x0 error weighted by min(1 + SNR, 6): plain v-MSE, capped at low noise
+            w = torch.clamp(6.0 / (snr + 1), max=1.0)
+        w = w.float()
         loss = (w * (pred - target).pow(2).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -219,6 +218,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--uncond-p", type=float, default=0.1)
+    ap.add_argument("--beta-schedule", default="squaredcos_cap_v2", choices=["squaredcos_cap_v2", "scaled_linear"])
+    ap.add_argument("--loss-weight", default="capped-v", choices=["capped-v", "min-snr"])
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=1)
@@ -276,7 +277,7 @@ def main():
         s = torch.load(os.path.join(args.work, "unet_checkpoint.pt"))
         te.load_state_dict(s["ema_te"])
         unet.load_state_dict(s["ema_unet"])
-        model_io.write_folder(args.out, te, unet, vae, model_io.scheduler_config(PREDICTION))
+        model_io.write_folder(args.out, te, unet, vae, model_io.scheduler_config(PREDICTION, args.beta_schedule))
         log(logf, f"exported the step {s['step']} checkpoint to {args.out}")
         return
     ids_all = caption_ids(attrs, tok)
@@ -284,7 +285,7 @@ def main():
     te, unet = train_unet(lat_mean, lat_std, scale, ids_all, empty_ids, len(vocab), tok, args, logf, args.work)
     log(logf, f"training done ({time.time() - T0:.0f}s)")
 
-    model_io.write_folder(args.out, te, unet, vae, model_io.scheduler_config(PREDICTION))
+    model_io.write_folder(args.out, te, unet, vae, model_io.scheduler_config(PREDICTION, args.beta_schedule))
     nparams = {k: sum(p.numel() for p in m.parameters()) for k, m in (("text_encoder", te), ("unet", unet),
                                                                        ("vae", vae))}
     log(logf, f"wrote {args.out}: parameters {nparams} total {sum(nparams.values())}")
