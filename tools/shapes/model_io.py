@@ -59,7 +59,7 @@ def vae_config(block_out=(16, 32), groups=8, layers_per_block=1, scaling_factor=
     }
 
 
-def scheduler_config(prediction_type, beta_schedule="squaredcos_cap_v2"):
+def scheduler_config(prediction_type, beta_schedule="scaled_linear"):
     """DPMSolverMultistepScheduler with the training schedule."""
     return {
         "_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": DIFFUSERS_VERSION,

@@ -136,7 +136,7 @@ def train_unet(lat_mean, lat_std, scale, ids_all, empty_ids, vocab_size, tok, ar
     params = list(te.parameters()) + list(unet.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
     ema_te, ema_unet = copy.deepcopy(te), copy.deepcopy(unet)
-    ac = model_io.alphas_cumprod(model_io.scheduler_config(PREDICTION, args.beta_schedule)).double()
+    ac = model_io.alphas_cumprod(model_io.scheduler_config(PREDICTION, args.beta_schedule))
     n = len(lat_mean)
     form_p = torch.tensor(make_data.FORM_P)
     start = 0
@@ -161,7 +161,7 @@ def train_unet(lat_mean, lat_std, scale, ids_all, empty_ids, vocab_size, tok, ar
         drop = torch.rand(B, generator=g) < args.uncond_p
         ids[drop] = empty_ids
         t = torch.randint(0, 1000, (B,), generator=g)
-        a = ac[t].float().view(B, 1, 1, 1)
+        a = ac[t].view(B, 1, 1, 1)
         eps = torch.randn(x0.shape, generator=g)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
         target = a.sqrt() * eps - (1 - a).sqrt() * x0
@@ -171,7 +171,6 @@ def train_unet(lat_mean, lat_std, scale, ids_all, empty_ids, vocab_size, tok, ar
             w = torch.clamp(snr, max=5.0) / (snr + 1)
         else:  # x0 error weighted by min(1 + SNR, 6): plain v-MSE, capped at low noise
             w = torch.clamp(6.0 / (snr + 1), max=1.0)
-        w = w.float()
         loss = (w * (pred - target).pow(2).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -218,8 +217,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--uncond-p", type=float, default=0.1)
-    ap.add_argument("--beta-schedule", default="squaredcos_cap_v2", choices=["squaredcos_cap_v2", "scaled_linear"])
-    ap.add_argument("--loss-weight", default="capped-v", choices=["capped-v", "min-snr"])
+    ap.add_argument("--beta-schedule", default="scaled_linear", choices=["squaredcos_cap_v2", "scaled_linear"])
+    ap.add_argument("--loss-weight", default="min-snr", choices=["capped-v", "min-snr"])
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=1)
