@@ -27,4 +27,10 @@ b="$repo/build/bench"
     "$b/bench_generate" "$model" --dtype bf16 --steps 20 --scheduler dpm++2m --low-memory
     "$b/bench_generate" "$model" --dtype bf16 --steps 2 --scheduler dpm++2m --batch 8 --vae-slicing
     "$b/bench_generate" "$model" --dtype fp16 --steps 5 --scheduler dpm++2m
+    # The same-machine baseline: PyTorch on the same shapes (Debian's python3-torch).
+    if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+        /usr/bin/python3 "$repo/bench/torch_baseline.py" --config "$ref/configs/stable-diffusion-v1-5"
+    else
+        echo "# PyTorch baseline skipped: apt-get install python3-torch"
+    fi
 } 2>&1 | grep -v '^  \[' | tee "$out/results.txt"

@@ -55,10 +55,6 @@ static inline df2 dfadd2_f2_f2(df2 x, df2 y) {
     return df(s, t + (x.y + y.y));
 }
 static inline df2 dfscale(df2 d, float s) { return df(d.x * s, d.y * s); }
-static inline df2 dfmul_f_f(float x, float y) {
-    float s = x * y;
-    return df(s, fmaf(x, y, -s));
-}
 static inline df2 dfmul_f2_f(df2 x, float y) {
     float s = x.x * y;
     return df(s, fmaf(x.y, y, fmaf(x.x, y, -s)));

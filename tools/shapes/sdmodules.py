@@ -330,7 +330,7 @@ class UNet2DConditionModel(nn.Module):
         if t.dim() == 0:
             t = t[None]
         t = t.expand(x.shape[0])
-        temb = self.time_embedding(self.time_proj(t))
+        temb = self.time_embedding(self.time_proj(t).to(x.dtype))  # as diffusers: t_emb.to(sample.dtype)
         x = self.conv_in(x)
         skips = [x]
         for blk in self.down_blocks:
