@@ -17,15 +17,7 @@ static cdf_model *model;
 
 static int setup(void **s) {
     (void)s;
-    cdf_load_params lp;
-    cdf_load_params_default(&lp);
-    lp.model_dir = tu_ref_path("tiny-sd1");
-    cdf_error_buf eb;
-    if (cdf_model_load(&model, &lp, &eb)) {
-        printf("%s\n", eb.message);
-        return -1;
-    }
-    return 0;
+    return tu_load_model("tiny-sd1", &model);
 }
 
 static int teardown(void **s) {

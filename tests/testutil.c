@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "cdiffusers.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,4 +100,16 @@ const char *tu_tmpdir(void) {
         if (!mkdtemp(dir)) fail_msg("mkdtemp failed");
     }
     return dir;
+}
+
+int tu_load_model(const char *rel, cdf_model **out) {
+    cdf_load_params lp;
+    cdf_load_params_default(&lp);
+    lp.model_dir = tu_ref_path(rel);
+    cdf_error_buf eb;
+    if (cdf_model_load(out, &lp, &eb)) {
+        printf("%s: %s\n", lp.model_dir, eb.message);
+        return -1;
+    }
+    return 0;
 }

@@ -22,6 +22,11 @@ cdf_st_file *tu_open_ref(const char *rel);
 /* Reads a tensor of `f` as float32 into a new buffer (fails if missing). */
 float *tu_read_f32(const cdf_st_file *f, const char *name, size_t *numel);
 
+struct cdf_model;
+/* A cmocka group setup's body: loads the reference model folder `rel`
+ * (defaults otherwise) into *out; prints the error and returns -1 on failure. */
+int tu_load_model(const char *rel, struct cdf_model **out);
+
 typedef struct tu_cmp {
     double max_abs;   /* max |got - ref| */
     double max_ref;   /* max |ref| */
