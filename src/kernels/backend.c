@@ -15,9 +15,13 @@
  * from malloc's heap: freeing a staged component must give its memory back
  * to the system at once, which heap chunks below malloc's (dynamic, up to
  * 32 MiB) mmap threshold would not. */
+static size_t mapped_size(size_t bytes) {
+    const size_t n = (bytes + 4095) & ~(size_t)4095;
+    return n ? n : 4096;
+}
+
 void *cdf_aligned_alloc(size_t bytes, cdf_err *err) {
-    size_t n = (bytes + 4095) & ~(size_t)4095;
-    void *p = mmap(NULL, n ? n : 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, mapped_size(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         cdf_errf(err, CDF_ERR_OUT_OF_MEMORY, "out of memory allocating %zu bytes", bytes);
         return NULL;
@@ -26,7 +30,7 @@ void *cdf_aligned_alloc(size_t bytes, cdf_err *err) {
 }
 
 void cdf_aligned_free(void *p, size_t bytes) {
-    if (p) munmap(p, ((bytes + 4095) & ~(size_t)4095) ? ((bytes + 4095) & ~(size_t)4095) : 4096);
+    if (p) munmap(p, mapped_size(bytes));
 }
 
 cdf_status cdf_backend_create(cdf_backend **out, cdf_err *err) {
@@ -244,18 +248,25 @@ static cdf_status reorder(const cdf_backend *be, const dnnl_memory_desc_t *src_m
     return st;
 }
 
-cdf_status cdf_packed_create(struct cdf_packed **out, const cdf_backend *be, const float *src,
-                             const dnnl_memory_desc_t *plain_f32, const dnnl_memory_desc_t *want_f32,
-                             cdf_dtype storage, cdf_compute compute, cdf_err *err) {
-    *out = NULL;
-    struct cdf_packed *p = cdf_calloc(1, sizeof *p, err);
-    if (!p) return CDF_ERR_OUT_OF_MEMORY;
+/* The packed layout `want_f32` in the storage type: bf16 arithmetic always
+ * stores bf16; otherwise `storage`. */
+static void packed_layout(struct cdf_packed *p, const dnnl_memory_desc_t *want_f32, cdf_dtype storage,
+                          cdf_compute compute) {
     p->compute = compute;
     p->storage = compute == CDF_COMPUTE_BF16 ? CDF_DTYPE_BF16 : storage;
     p->md_f32 = *want_f32;
     p->md = *want_f32;
     p->md.data_type = dnnl_dt(p->storage);
     p->bytes = dnnl_memory_desc_get_size(&p->md);
+}
+
+cdf_status cdf_packed_create(struct cdf_packed **out, const cdf_backend *be, const float *src,
+                             const dnnl_memory_desc_t *plain_f32, const dnnl_memory_desc_t *want_f32,
+                             cdf_dtype storage, cdf_compute compute, cdf_err *err) {
+    *out = NULL;
+    struct cdf_packed *p = cdf_calloc(1, sizeof *p, err);
+    if (!p) return CDF_ERR_OUT_OF_MEMORY;
+    packed_layout(p, want_f32, storage, compute);
     p->data = cdf_aligned_alloc(p->bytes, err);
     if (!p->data) { free(p); return CDF_ERR_OUT_OF_MEMORY; }
     cdf_status st;
@@ -299,12 +310,7 @@ cdf_status cdf_packed_create_streamed(struct cdf_packed **out, const cdf_backend
     p->nsrc = nsrc;
     for (int i = 0; i < nsrc; i++) p->src[i] = *src[i];
     p->plain = *plain_f32;
-    p->compute = compute;
-    p->storage = compute == CDF_COMPUTE_BF16 ? CDF_DTYPE_BF16 : CDF_DTYPE_F32;
-    p->md_f32 = *want_f32;
-    p->md = *want_f32;
-    p->md.data_type = dnnl_dt(p->storage);
-    p->bytes = dnnl_memory_desc_get_size(&p->md);
+    packed_layout(p, want_f32, CDF_DTYPE_F32, compute); /* widened from the file at each use */
     *out = p;
     return CDF_OK;
 }
