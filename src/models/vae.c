@@ -40,7 +40,8 @@ struct cdf_vae {
 };
 
 const cdf_vae_config *cdf_vae_get_config(const cdf_vae *v) { return &v->cfg; }
-int64_t cdf_vae_scale_factor(const cdf_vae *v) { return (int64_t)1 << (v->cfg.nblocks - 1); }
+int64_t cdf_vae_config_scale_factor(const cdf_vae_config *c) { return (int64_t)1 << (c->nblocks - 1); }
+int64_t cdf_vae_scale_factor(const cdf_vae *v) { return cdf_vae_config_scale_factor(&v->cfg); }
 
 cdf_status cdf_vae_read_config(cdf_vae_config *c, const cdf_json *j, cdf_err *err) {
     memset(c, 0, sizeof *c);

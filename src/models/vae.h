@@ -32,6 +32,7 @@ void cdf_vae_free(cdf_vae *v);
 cdf_status cdf_vae_read_config(cdf_vae_config *c, const cdf_json *j, cdf_err *err);
 const cdf_vae_config *cdf_vae_get_config(const cdf_vae *v);
 /* Spatial factor between image and latents: 2^(len(block_out_channels)-1). */
+int64_t cdf_vae_config_scale_factor(const cdf_vae_config *c);
 int64_t cdf_vae_scale_factor(const cdf_vae *v);
 
 /* image[B, out_channels, h*f, w*f] = decode(latents[B, latent, h, w] / scaling_factor) */

@@ -111,6 +111,9 @@ static cdf_status check_params(const cdf_pipeline *p, const cdf_generate_params 
     if (g->clip_skip < 0 || g->clip_skip >= layers)
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "clip_skip %d must be between 0 and %lld", g->clip_skip,
                         (long long)layers - 1);
+    if (g->attention_slice < 0 || g->attention_slice > 1 << 20)
+        return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "attention_slice %lld is out of range",
+                        (long long)g->attention_slice);
     const size_t B = g->n_prompts * g->num_images_per_prompt;
     if (g->n_seeds != 0 && g->n_seeds != 1 && g->n_seeds != B)
         return cdf_errf(err, CDF_ERR_INVALID_ARGUMENT,
@@ -167,7 +170,7 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
     const int cfg = g->guidance_scale > 1.0;
     const size_t U = cfg ? 2 * B : B; /* UNet batch */
     const int64_t L = (int64_t)cdf_tokenizer_max_length(m->tok), D = m->te_cfg.hidden;
-    const int64_t f = (int64_t)1 << (m->vae_cfg.nblocks - 1), h = H / f, w = W / f;
+    const int64_t f = cdf_vae_config_scale_factor(&m->vae_cfg), h = H / f, w = W / f;
     const int64_t C = m->unet_cfg.in_channels;
     const size_t nl = B * (size_t)(C * h * w), ne = (size_t)(L * D);
     gen_state s = {0};
@@ -226,10 +229,6 @@ static cdf_status run(cdf_pipeline *p, const cdf_generate_params *g, cdf_images 
     for (size_t i = 0; i < nl; i++) s.lat[i] *= sigma0;
 
     /* 3. denoising loop */
-    if (g->attention_slice < 0 || g->attention_slice > 1 << 20) {
-        st = cdf_errf(err, CDF_ERR_INVALID_ARGUMENT, "attention_slice %lld is out of range", (long long)g->attention_slice);
-        goto out;
-    }
     cdf_exec_set_attention_slice(p->ex, g->attention_slice);
     if ((st = cdf_model_unet(m, &unet, err))) goto out;
     const size_t nt = cdf_scheduler_num_timesteps(s.s);

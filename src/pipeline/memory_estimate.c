@@ -293,7 +293,7 @@ cdf_status cdf_pipeline_check_memory(const cdf_pipeline *p, const cdf_generate_p
     const cdf_model *m = p->m;
     cdf_mem_request r = {&m->unet_cfg, &m->vae_cfg, &m->te_cfg,
                          g->n_prompts * g->num_images_per_prompt, g->n_prompts, g->guidance_scale > 1.0, H, W,
-                         (int64_t)1 << (m->vae_cfg.nblocks - 1), (int64_t)cdf_tokenizer_max_length(m->tok),
+                         cdf_vae_config_scale_factor(&m->vae_cfg), (int64_t)cdf_tokenizer_max_length(m->tok),
                          cdf_exec_threads(p->ex), m->wo.compute == CDF_COMPUTE_BF16};
     cdf_mem_estimate e;
     cdf_mem_estimate_generate(&r, &e);

@@ -71,6 +71,11 @@ static cdf_status load_scheduler_config(cdf_model *m, const char *dir, cdf_err *
     return CDF_OK;
 }
 
+/* The weights variant ("fp16") a component is read with, NULL for none. */
+static const char *variant_of(const cdf_model *m, int is_vae) {
+    return m->variant[0] && (!is_vae || m->vae_variant) ? m->variant : NULL;
+}
+
 cdf_status cdf_model_load(cdf_model **out, const cdf_load_params *p, cdf_error_buf *ebuf) {
     *out = NULL;
     cdf_err err = {0};
@@ -137,8 +142,8 @@ cdf_status cdf_model_load(cdf_model **out, const cdf_load_params *p, cdf_error_b
         if (st) goto fail;
         if (m->staged) {
             cdf_st_file *f;
-            const char *variant = (i < 2 || m->vae_variant) ? p->variant : NULL;
-            if ((st = cdf_component_open_weights(&f, path, i == 0 ? "model" : "diffusion_pytorch_model", variant, &err)))
+            if ((st = cdf_component_open_weights(&f, path, i == 0 ? "model" : "diffusion_pytorch_model",
+                                                 variant_of(m, i == 2), &err)))
                 goto fail;
             cdf_st_close(f);
         }
@@ -189,17 +194,17 @@ cdf_status cdf_model_text_encoder(const cdf_model *m, cdf_clip_text **out, cdf_e
     if (m->te) { *out = m->te; return CDF_OK; }
     char path[4200];
     snprintf(path, sizeof path, "%s/text_encoder", m->dir);
-    return cdf_clip_text_load(out, m->be, path, m->variant[0] ? m->variant : NULL, &m->wo, err);
+    return cdf_clip_text_load(out, m->be, path, variant_of(m, 0), &m->wo, err);
 }
 cdf_status cdf_model_unet(const cdf_model *m, cdf_unet **out, cdf_err *err) {
     if (m->unet) { *out = m->unet; return CDF_OK; }
     char path[4200];
     snprintf(path, sizeof path, "%s/unet", m->dir);
-    return cdf_unet_load(out, m->be, path, m->variant[0] ? m->variant : NULL, &m->wo, err);
+    return cdf_unet_load(out, m->be, path, variant_of(m, 0), &m->wo, err);
 }
 cdf_status cdf_model_vae(const cdf_model *m, cdf_vae **out, cdf_err *err) {
     if (m->vae) { *out = m->vae; return CDF_OK; }
-    return cdf_vae_load(out, m->be, m->vae_path, (m->vae_variant && m->variant[0]) ? m->variant : NULL, &m->wo, err);
+    return cdf_vae_load(out, m->be, m->vae_path, variant_of(m, 1), &m->wo, err);
 }
 /* After freeing a staged component, hand malloc's free heap back to the
  * system too (the packed weights are mmapped and already gone). */
@@ -219,7 +224,7 @@ void cdf_model_release_vae(const cdf_model *m, cdf_vae *v) {
 }
 
 void cdf_model_get_info(const cdf_model *m, cdf_model_info *info) {
-    const int64_t f = (int64_t)1 << (m->vae_cfg.nblocks - 1);
+    const int64_t f = cdf_vae_config_scale_factor(&m->vae_cfg);
     const cdf_unet_config *uc = &m->unet_cfg;
     info->vae_scale_factor = f;
     info->default_height = info->default_width = uc->sample_size * f;
